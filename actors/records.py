@@ -77,7 +77,8 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(payload: bytes) -> Event:
-    return _event_decoder.decode(payload)
+    event: Event = _event_decoder.decode(payload)
+    return event
 
 
 # --------------------------------------------------------------------------- queries and commands

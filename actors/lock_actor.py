@@ -1,0 +1,90 @@
+"""The lock actor: the only task that touches lock state.
+
+Each command runs inside the actor (see runtime.py): plan the change against the table, append the
+event to the log, apply it. Between commands the actor sleeps until the earliest `expiresAt` and
+purges what has expired, logging the purge like any other change (DECISIONS.md 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import trio
+
+from actors.clock import Clock
+from actors.locks import LockTable
+from actors.records import Lock, LockFilter, LocksCreated, LocksRemoved, NewLock, PageRequest, encode_event
+from actors.runtime import DurableLog, Mailbox, serve_mailbox
+
+# Re-check the clock at least this often, so a wall-clock jump cannot postpone a purge for long.
+MAX_SLEEP_SECONDS = 30.0
+
+
+class LockActor:
+    def __init__(self, table: LockTable, log: DurableLog, clock: Clock, mailbox_capacity: int = 1024) -> None:
+        self._table = table
+        self._log = log
+        self._clock = clock
+        self.mailbox = Mailbox(log, mailbox_capacity)
+        self.purged = 0
+
+    # ------------------------------------------------------------------ public face (any task)
+
+    async def create(self, locks: Sequence[NewLock]) -> list[Lock]:
+        return await self.mailbox.ask(lambda: self._create(locks))
+
+    async def query(self, lock_filter: LockFilter, page: PageRequest) -> tuple[list[Lock], int]:
+        return await self.mailbox.ask(lambda: self._table.query(lock_filter, page, self._clock.now()))
+
+    async def remove(self, owner: str, service_instance_ids: Sequence[str]) -> int:
+        return await self.mailbox.ask(lambda: self._remove(owner, service_instance_ids))
+
+    async def purge_now(self) -> int:
+        """Purge expired locks immediately (tests that move a manual clock use this)."""
+        return await self.mailbox.ask(self._purge)
+
+    async def count(self) -> int:
+        return await self.mailbox.ask(lambda: len(self._table))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._purge()  # locks that expired while the service was down
+        await serve_mailbox(
+            self.mailbox, next_wakeup=self._next_wakeup, on_wakeup=self._purge, task_status=task_status
+        )
+
+    # ------------------------------------------------------------------ inside the actor task
+
+    def _create(self, locks: Sequence[NewLock]) -> list[Lock]:
+        self._purge()
+        event = self._table.plan_create(locks, self._clock.now())
+        self._commit(event)
+        return list(event.locks)
+
+    def _remove(self, owner: str, service_instance_ids: Sequence[str]) -> int:
+        event = self._table.plan_remove(owner, service_instance_ids, self._clock.now())
+        if event is None:
+            return 0
+        self._commit(event)
+        return len(event.ids)
+
+    def _purge(self) -> int:
+        earliest = self._table.next_expiry()
+        now = self._clock.now()
+        if earliest is None or earliest > now:
+            return 0
+        event = self._table.plan_expire(now)
+        if event is None:
+            return 0
+        self._commit(event)
+        self.purged += len(event.ids)
+        return len(event.ids)
+
+    def _commit(self, event: LocksCreated | LocksRemoved) -> None:
+        # Append first: if the log refuses (closed or failed), the state is left untouched.
+        self._log.append(encode_event(event))
+        self._table.apply(event)
+
+    def _next_wakeup(self) -> float:
+        earliest = self._table.next_expiry()
+        delay = MAX_SLEEP_SECONDS if earliest is None else min(MAX_SLEEP_SECONDS, earliest - self._clock.now())
+        return trio.current_time() + max(0.0, delay)

@@ -1,0 +1,87 @@
+"""The store actor: the only task that touches simple-store rules."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+
+import trio
+
+from actors.clock import Clock
+from actors.records import (
+    NewRule,
+    PageRequest,
+    Rule,
+    RuleFilter,
+    RulesCreated,
+    RulesRemoved,
+    RulesUpdated,
+    encode_event,
+)
+from actors.runtime import DurableLog, Mailbox, serve_mailbox
+from actors.store import RuleTable
+
+
+def random_rule_id() -> str:
+    return str(uuid.uuid4())
+
+
+class StoreActor:
+    def __init__(
+        self,
+        table: RuleTable,
+        log: DurableLog,
+        clock: Clock,
+        new_id: Callable[[], str] = random_rule_id,
+        mailbox_capacity: int = 1024,
+    ) -> None:
+        self._table = table
+        self._log = log
+        self._clock = clock
+        self._new_id = new_id
+        self.mailbox = Mailbox(log, mailbox_capacity)
+
+    async def query(self, rule_filter: RuleFilter, page: PageRequest) -> tuple[list[Rule], int]:
+        return await self.mailbox.ask(lambda: self._table.query(rule_filter, page))
+
+    async def create(self, rules: Sequence[NewRule], requester: str) -> list[Rule]:
+        return await self.mailbox.ask(lambda: self._create(rules, requester))
+
+    async def modify_priorities(self, priorities: Mapping[str, int], requester: str) -> list[Rule]:
+        return await self.mailbox.ask(lambda: self._modify(priorities, requester))
+
+    async def remove(self, ids: Sequence[str]) -> int:
+        return await self.mailbox.ask(lambda: self._remove(ids))
+
+    async def count(self) -> int:
+        return await self.mailbox.ask(lambda: len(self._table))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve_mailbox(self.mailbox, task_status=task_status)
+
+    # ------------------------------------------------------------------ inside the actor task
+
+    def _now(self) -> int:
+        return int(self._clock.now())
+
+    def _create(self, rules: Sequence[NewRule], requester: str) -> list[Rule]:
+        event = self._table.plan_create(rules, requester, self._now(), self._new_id)
+        self._commit(event)
+        return list(event.rules)
+
+    def _modify(self, priorities: Mapping[str, int], requester: str) -> list[Rule]:
+        event, named = self._table.plan_modify(priorities, requester, self._now())
+        if event is not None:
+            self._commit(event)
+        return named
+
+    def _remove(self, ids: Sequence[str]) -> int:
+        event = self._table.plan_remove(ids)
+        if event is None:
+            return 0
+        self._commit(event)
+        return len(event.ids)
+
+    def _commit(self, event: RulesCreated | RulesUpdated | RulesRemoved) -> None:
+        self._log.append(encode_event(event))
+        self._table.apply(event)

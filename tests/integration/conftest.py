@@ -1,0 +1,63 @@
+"""The real service in-process: hypercorn on a loopback port, the real log on disk in tmp_path, and
+a manual clock so that expiry can be tested without sleeping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from actors.clock import ManualClock
+from transports.config import Settings
+from transports.service import RunningService, run_service
+
+SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}
+LOCK = "/serviceorchestration/orchestration/mgmt/lock"
+STORE = "/serviceorchestration/orchestration/mgmt/simple-store"
+
+
+@dataclass
+class Service:
+    url: str
+    clock: ManualClock
+    running: RunningService
+    client: httpx.AsyncClient
+    data_dir: Path
+
+    async def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        return await self.client.post(path, json=body, headers=SYSOP if headers is None else headers, **kw)
+
+    async def put(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.client.put(path, json=body, headers=SYSOP if headers is None else headers)
+
+    async def delete(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        return await self.client.delete(path, headers=SYSOP if headers is None else headers, **kw)
+
+
+def future(seconds: int = 3600, clock: ManualClock | None = None) -> str:
+    now = clock.now() if clock else time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(now) + seconds))
+
+
+async def start_service(nursery: trio.Nursery, data_dir: Path, clock: ManualClock, **settings: Any) -> RunningService:
+    config = Settings(host="127.0.0.1", port=0, data_dir=str(data_dir), **settings)
+    running: RunningService = await nursery.start(partial(run_service, config, clock=clock, handle_signals=False))
+    return running
+
+
+@pytest.fixture
+async def service(tmp_path: Path, nursery: trio.Nursery, request: pytest.FixtureRequest) -> AsyncIterator[Service]:
+    marker = request.node.get_closest_marker("settings")
+    overrides = marker.kwargs if marker else {}
+    clock = ManualClock(start=float(int(time.time())))
+    running = await start_service(nursery, tmp_path / "data", clock, **overrides)
+    async with httpx.AsyncClient(base_url=running.http_urls[0], timeout=10.0) as client:
+        yield Service(running.http_urls[0], clock, running, client, tmp_path / "data")
+    running.shutdown.set()

@@ -1,0 +1,116 @@
+"""One typed settings object, loaded from defaults < TOML file < LOCKSTORE_* env < command line.
+
+Modelled on hypercorn's Config: every setting is declared once, with its help text, and the CLI,
+the environment and the file all speak the same names (`max_page_size` ↔ `--max-page-size` ↔
+`LOCKSTORE_MAX_PAGE_SIZE`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "LOCKSTORE_"
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8441
+    data_dir: str = "./data"
+    authentication_policy: Literal["declared"] = "declared"
+    management_policy: Literal["sysop-only", "whitelist", "disabled"] = "sysop-only"
+    management_whitelist: list[str] = msgspec.field(default_factory=list)
+    max_page_size: int = 1000
+    max_batch: int = 1000
+    fsync: Literal["always", "never"] = "always"
+    segment_bytes: int = 64 << 20
+    mailbox_capacity: int = 1024
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = False
+    mqtt_url: str | None = None
+    mqtt_client_id: str = "lockstore"
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_keepalive: int = 30
+    mqtt_topic_prefix: str = "arrowhead/serviceorchestration"
+
+
+HELP: dict[str, str] = {
+    "host": "address the HTTP server binds to",
+    "port": "HTTP port (the reference's lock management port is 8441)",
+    "data_dir": "directory of the write-ahead log",
+    "authentication_policy": "how callers are identified; 'declared' = Authorization: Bearer SYSTEM//<Name>",
+    "management_policy": "who may call the management services: sysop-only, whitelist or disabled",
+    "management_whitelist": "comma-separated system names allowed under the whitelist policy",
+    "max_page_size": "largest page a query may ask for; also the default page size",
+    "max_batch": "most locks / rules one create request may carry",
+    "fsync": "'always' = durable group commit before every reply; 'never' = for benchmarks only",
+    "segment_bytes": "size at which the log starts a new segment file",
+    "mailbox_capacity": "messages an actor queues before callers wait (backpressure)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "access_log": "log every HTTP request (hypercorn access log)",
+    "mqtt_url": "broker to serve MQTT requests through, e.g. mqtt://127.0.0.1:1883 (unset = MQTT off)",
+    "mqtt_client_id": "MQTT client id",
+    "mqtt_username": "MQTT user name",
+    "mqtt_password": "MQTT password",
+    "mqtt_keepalive": "MQTT keep-alive in seconds",
+    "mqtt_topic_prefix": "prefix of the request topics",
+}
+
+_LIST_FIELDS = {"management_whitelist"}
+
+
+class SettingsError(Exception):
+    """A setting has a wrong name or value; the message says which and where."""
+
+
+def _split_lists(values: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(values)
+    for name in _LIST_FIELDS & result.keys():
+        if isinstance(result[name], str):
+            result[name] = [part.strip() for part in result[name].split(",") if part.strip()]
+    return result
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    names = set(Settings.__struct_fields__)
+    found: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in names:
+                found[name] = value
+    return found
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def load_settings(
+    cli: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None = None
+) -> Settings:
+    """Merge the sources (CLI > env > file > defaults) and check every value's type."""
+    merged: dict[str, Any] = {}
+    for source_name, source in (
+        ("config file", _from_file(config_file) if config_file else {}),
+        ("environment", _from_env(environ)),
+        ("command line", {k: v for k, v in cli.items() if v is not None}),
+    ):
+        try:
+            msgspec.convert(_split_lists(source), Settings, strict=False)
+        except msgspec.ValidationError as error:
+            raise SettingsError(f"invalid setting in the {source_name}: {error}") from None
+        merged.update(_split_lists(source))
+    return msgspec.convert(merged, Settings, strict=False)

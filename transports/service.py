@@ -1,0 +1,137 @@
+"""The composition root: replay the log, start the log committer, the actors and the transports in
+one structured tree, and shut them down in order.
+
+Shutdown order (ARCHITECTURE.md): transports stop taking requests and finish the in-flight ones;
+then the actors drain their mailboxes; then the log flushes its last batch, fsyncs and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from wal.log import WriteAheadLog
+
+from actors.clock import Clock, SystemClock
+from actors.lock_actor import LockActor
+from actors.locks import LockTable
+from actors.records import LocksCreated, LocksRemoved, decode_event
+from actors.store import RuleTable
+from actors.store_actor import StoreActor
+from transports.config import Settings
+from transports.http import HttpAccess, create_app
+from transports.identity import ManagementPolicy, normalize_whitelist
+from transports.operations import Limits, Operations
+
+log = logging.getLogger("lockstore")
+
+
+@dataclass
+class RunningService:
+    """What a running service exposes to its starter (the CLI, or a test)."""
+
+    http_urls: list[str]
+    operations: Operations
+    wal: WriteAheadLog
+    shutdown: trio.Event = field(default_factory=trio.Event)
+
+
+def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
+    """Apply the logged events, in order, to empty tables."""
+    for payload in payloads:
+        event = decode_event(payload)
+        if isinstance(event, LocksCreated | LocksRemoved):
+            locks.apply(event)
+        else:
+            store.apply(event)
+
+
+def _hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = logging.getLogger("lockstore.access") if settings.access_log else None
+    config.errorlog = logging.getLogger("lockstore.http")
+    config.graceful_timeout = 10.0
+    config.keep_alive_timeout = 30.0
+    return config
+
+
+async def run_service(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[RunningService] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run until SIGINT/SIGTERM (or `RunningService.shutdown` is set), then stop in order."""
+    clock = clock or SystemClock()
+    started = time.perf_counter()
+    data_dir = Path(settings.data_dir)
+    wal, recovery = WriteAheadLog.open(
+        data_dir / "wal", fsync=settings.fsync == "always", segment_bytes=settings.segment_bytes
+    )
+    if recovery.torn_tail is not None:
+        log.warning("write-ahead log: %s", recovery.torn_tail.describe())
+    locks, store = LockTable(), RuleTable()
+    replay(recovery.payloads, locks, store)
+    recovery.payloads.clear()
+    log.info(
+        "replayed %d records from %d segment(s) (%d bytes) in %.3f s: %d locks, %d rules",
+        recovery.frames, recovery.segments, recovery.bytes, recovery.seconds, len(locks), len(store),
+    )
+    if settings.fsync == "never":
+        log.warning("fsync=never: replies do NOT wait for the disk; a crash can lose acknowledged "
+                    "changes. Use this for benchmarks only.")
+
+    lock_actor = LockActor(locks, wal, clock, settings.mailbox_capacity)
+    store_actor = StoreActor(store, wal, clock, mailbox_capacity=settings.mailbox_capacity)
+    operations = Operations(
+        lock_actor, store_actor, clock, Limits(settings.max_page_size, settings.max_batch)
+    )
+    access = HttpAccess(
+        ManagementPolicy(settings.management_policy), normalize_whitelist(settings.management_whitelist)
+    )
+    app = create_app(operations, access)
+
+    async with trio.open_nursery() as log_nursery:
+        await log_nursery.start(wal.run)
+        async with trio.open_nursery() as actor_nursery:
+            await actor_nursery.start(lock_actor.run)
+            await actor_nursery.start(store_actor.run)
+            running = RunningService([], operations, wal)
+            async with trio.open_nursery() as edge_nursery:
+                signal_watch = trio.CancelScope()
+                if handle_signals:
+                    edge_nursery.start_soon(_wait_for_signal, running.shutdown, signal_watch)
+                urls = await edge_nursery.start(
+                    partial(
+                        hypercorn_serve, app, _hypercorn_config(settings),
+                        shutdown_trigger=running.shutdown.wait,
+                    )
+                )
+                running.http_urls = list(urls)
+                log.info("serving HTTP on %s (ready in %.2f s)", ", ".join(urls), time.perf_counter() - started)
+                task_status.started(running)
+                await running.shutdown.wait()
+                signal_watch.cancel()
+                edge_nursery.cancel_scope.deadline = trio.current_time() + 15.0
+            log.info("transports stopped; draining actors")
+            lock_actor.mailbox.close()
+            store_actor.mailbox.close()
+        await wal.aclose()
+    log.info("write-ahead log flushed and closed; bye")
+
+
+async def _wait_for_signal(shutdown: trio.Event, scope: trio.CancelScope) -> None:
+    with scope, trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            shutdown.set()
+            return
