@@ -154,7 +154,12 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
             405: f"Request method '{request.method}' is not supported",
             413: f"Request body is too large (the maximum is {MAX_BODY_BYTES} bytes)",
         }.get(status, exception.description or exception.name)
-        return error_response(ArrowheadError(message, kind), status)
+        response = error_response(ArrowheadError(message, kind), status)
+        if status == 413:
+            # The rest of the body is still unread on the socket: this connection cannot carry another
+            # request, so say so and let the server close it.
+            response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected_error(exception: Exception) -> Response:

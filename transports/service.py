@@ -41,6 +41,7 @@ class RunningService:
     operations: Operations
     wal: WriteAheadLog
     shutdown: trio.Event = field(default_factory=trio.Event)
+    stopped: trio.Event = field(default_factory=trio.Event)  # set once the log is closed
 
 
 def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
@@ -126,6 +127,7 @@ async def run_service(
             lock_actor.mailbox.close()
             store_actor.mailbox.close()
         await wal.aclose()
+    running.stopped.set()
     log.info("write-ahead log flushed and closed; bye")
 
 
