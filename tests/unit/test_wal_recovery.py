@@ -97,6 +97,19 @@ def test_zero_filled_tail_is_cut(tmp_path: Path) -> None:
     assert path.stat().st_size == size
 
 
+def test_torn_tail_in_the_newest_of_several_segments_is_cut(tmp_path: Path) -> None:
+    _write_segment(tmp_path, 1, [_payload(1), _payload(2)])
+    _write_segment(tmp_path, 2, [_payload(3), _payload(4)])
+    newest = segment_path(tmp_path, 2)
+    with newest.open("ab") as f:
+        f.write(encode_frame(_payload(5))[:HEADER_SIZE - 2])
+    result = recover(tmp_path)
+    assert result.payloads == [_payload(n) for n in range(1, 5)]
+    assert result.torn_tail is not None and result.torn_tail.path == newest
+    assert "frame header cut short" in result.torn_tail.reason
+    assert (result.segments, result.last_segment, result.last_segment_size) == (2, 2, newest.stat().st_size)
+
+
 def test_mid_log_corruption_names_file_and_offset(tmp_path: Path) -> None:
     payloads = [_payload(n) for n in range(6)]
     offsets = _write_segment(tmp_path, 1, payloads)
