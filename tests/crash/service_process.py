@@ -1,0 +1,52 @@
+"""Start the real `lockstore serve` as a child process and find its HTTP address."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+LOCKSTORE = [sys.executable, "-m", "transports.cli"]
+
+
+async def start(data_dir: Path, *extra: str) -> tuple[trio.Process, str]:
+    """Spawn the service on a free port; return the process and its base URL once it serves."""
+    process = await trio.lowlevel.open_process(
+        [*LOCKSTORE, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    seen = b""
+    with trio.fail_after(20):
+        while True:
+            chunk = await process.stderr.receive_some(4096)
+            if not chunk:
+                raise AssertionError(f"service exited before serving:\n{seen.decode(errors='replace')}")
+            seen += chunk
+            match = re.search(rb"serving HTTP on (http://[0-9.:]+)", seen)
+            if match:
+                break
+    return process, match[1].decode()
+
+
+async def drain(process: trio.Process) -> None:
+    """Keep reading the child's stderr so it never blocks on a full pipe."""
+    assert process.stderr is not None
+    try:
+        while await process.stderr.receive_some(65536):
+            pass
+    except (trio.ClosedResourceError, trio.BrokenResourceError):
+        pass
+
+
+def run_to_exit(data_dir: Path, *extra: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """Run the CLI expecting it to stop by itself (e.g. refusing to start)."""
+    return subprocess.run(
+        [*LOCKSTORE, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
