@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from actors.records import LOCK_SORT_FIELDS, LockFilter, NewLock, PageRequest
 from transports.errors import invalid
-from transports.fields import is_blank, pick
+from transports.fields import is_blank, pick, trim
 from transports.instants import parse_instant, truncate_seconds
 from transports.names import (
     normalize_service_instance_id,
@@ -45,7 +45,7 @@ def validate_create(request: LockListRequestWire | None, now: float, max_batch: 
         if lock.expiresAt is None or is_blank(lock.expiresAt):
             raise invalid("Expiration time is missing")
         try:
-            expires_at = parse_instant(lock.expiresAt.strip())
+            expires_at = parse_instant(trim(lock.expiresAt))
         except ValueError:
             raise invalid(f"Invalid expires at format: {lock.expiresAt}") from None
         if expires_at < now:
@@ -89,7 +89,7 @@ def _no_blank(values: Sequence[str | None] | None, message: str) -> list[str]:
 
 
 def _optional_instant(value: str | None) -> str | None:
-    return None if is_blank(value) else value.strip() if value is not None else None
+    return None if is_blank(value) else trim(value) if value is not None else None
 
 
 def validate_query(
@@ -111,7 +111,7 @@ def validate_query(
     owners_given = pick("owners", _given_list(request.owners), "owner", _given_list(request.owner))
     owners = _no_blank(owners_given, "Owner list contains empty element")
 
-    job_ids = [job_id.strip() for job_id in job_ids]
+    job_ids = [trim(job_id) for job_id in job_ids]
     normalized_instances = [normalize_service_instance_id(value) for value in instance_ids]
     normalized_owners = [normalize_system_name(value) for value in owners]
     expires_before = _optional_instant(request.expiresBefore)

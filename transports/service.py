@@ -17,7 +17,6 @@ from pathlib import Path
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
-from wal.log import WriteAheadLog
 
 from actors.clock import Clock, SystemClock
 from actors.lock_actor import LockActor
@@ -28,7 +27,10 @@ from actors.store_actor import StoreActor
 from transports.config import Settings
 from transports.http import HttpAccess, create_app
 from transports.identity import ManagementPolicy, normalize_whitelist
+from transports.mqtt import MqttServer
+from transports.mqtt_requests import MqttAccess, MqttDispatcher
 from transports.operations import Limits, Operations
+from wal.log import WriteAheadLog
 
 log = logging.getLogger("lockstore")
 
@@ -40,6 +42,7 @@ class RunningService:
     http_urls: list[str]
     operations: Operations
     wal: WriteAheadLog
+    mqtt: MqttServer | None = None
     shutdown: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)  # set once the log is closed
 
@@ -100,13 +103,20 @@ async def run_service(
         ManagementPolicy(settings.management_policy), normalize_whitelist(settings.management_whitelist)
     )
     app = create_app(operations, access)
+    mqtt = None
+    if settings.mqtt_url:
+        dispatcher = MqttDispatcher(operations, MqttAccess(access.policy, access.whitelist), settings.mqtt_topic_prefix)
+        mqtt = MqttServer.from_url(
+            settings.mqtt_url, dispatcher, client_id=settings.mqtt_client_id, username=settings.mqtt_username,
+            password=settings.mqtt_password, keepalive=settings.mqtt_keepalive,
+        )
 
     async with trio.open_nursery() as log_nursery:
         await log_nursery.start(wal.run)
         async with trio.open_nursery() as actor_nursery:
             await actor_nursery.start(lock_actor.run)
             await actor_nursery.start(store_actor.run)
-            running = RunningService([], operations, wal)
+            running = RunningService([], operations, wal, mqtt)
             async with trio.open_nursery() as edge_nursery:
                 signal_watch = trio.CancelScope()
                 if handle_signals:
@@ -118,10 +128,15 @@ async def run_service(
                     )
                 )
                 running.http_urls = list(urls)
+                if mqtt is not None:
+                    await edge_nursery.start(mqtt.run)
+                    log.info("serving MQTT through %s (connecting in the background)", settings.mqtt_url)
                 log.info("serving HTTP on %s (ready in %.2f s)", ", ".join(urls), time.perf_counter() - started)
                 task_status.started(running)
                 await running.shutdown.wait()
                 signal_watch.cancel()
+                if mqtt is not None:
+                    mqtt.stop()
                 edge_nursery.cancel_scope.deadline = trio.current_time() + 15.0
             log.info("transports stopped; draining actors")
             lock_actor.mailbox.close()

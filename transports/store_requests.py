@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from actors.records import RULE_SORT_FIELDS, NewRule, PageRequest, RuleFilter
 from transports.errors import invalid
-from transports.fields import is_blank, pick
+from transports.fields import is_blank, pick, trim
 from transports.names import (
     normalize_service_definition,
     normalize_service_instance_id,
@@ -56,9 +56,9 @@ def validate_query(request: RuleQueryRequestWire | None, max_page_size: int) -> 
 
     canonical_ids: list[str] = []
     for value in _no_blank(ids, "Id list contains null or empty element"):
-        canonical = parse_uuid(value.strip())
+        canonical = parse_uuid(trim(value))
         if canonical is None:
-            raise invalid(f"Invalid UUID: {value.strip()}")
+            raise invalid(f"Invalid UUID: {trim(value)}")
         canonical_ids.append(canonical)
     consumer_names = _no_blank(consumers, "Consumer name list contains null or empty element")
     definition_names = _no_blank(definitions, "Service definition name list contains null or empty element")
@@ -139,9 +139,9 @@ def validate_priorities(request: Mapping[str, int | None] | None) -> dict[str, i
         raise invalid("Priority map is null")
     canonical: dict[str, str] = {}
     for key in request:
-        parsed = parse_uuid(key.strip())
+        parsed = parse_uuid(trim(key))
         if parsed is None:
-            raise invalid(f"Invalid UUID: {key.strip()}")
+            raise invalid(f"Invalid UUID: {trim(key)}")
         canonical[key] = parsed
     if any(value is None for value in request.values()):
         raise invalid("Priority map contains null value")
@@ -163,7 +163,7 @@ def validate_remove(ids: Sequence[str | None] | None) -> tuple[str, ...]:
         raise invalid("UUIDs are missing")
     result: list[str] = []
     for value in ids:
-        trimmed = "null" if value is None else value.strip()
+        trimmed = "null" if value is None else trim(value)
         canonical = None if value is None else parse_uuid(trimmed)
         if canonical is None:
             raise invalid(f"Invalid UUID: {trimmed}")

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import LOCK, SYSOP, STORE, Service, future
+from tests.integration.conftest import LOCK, STORE, SYSOP, Service, future
 
 SEEDS = Path(__file__).parent.parent / "data" / "seeds"
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.integration.conftest import SYSOP, STORE, Service, start_service
+from tests.integration.conftest import STORE, SYSOP, Service, start_service
 
 CREATE, QUERY, MODIFY, REMOVE = (f"{STORE}/{op}" for op in ("create", "query", "modify-priorities", "remove"))
 
@@ -156,7 +156,7 @@ async def test_modify_validation(service: Service, body: Any, message: str) -> N
 
 
 async def test_modify_conflicts(service: Service) -> None:
-    a, b, other = await create(service, rule("A", "P1|svc|1", 1), rule("A", "P2|svc|1", 2), rule("B", "P1|svc|1", 1))
+    a, _, other = await create(service, rule("A", "P1|svc|1", 1), rule("A", "P2|svc|1", 2), rule("B", "P1|svc|1", 1))
     mixed = await service.put(MODIFY, {a["id"]: 5, other["id"]: 6})
     error(mixed, 400, "Subscription ids should belong to the same rule set (same consumer and service definition)")
     collide = await service.put(MODIFY, {a["id"]: 2})

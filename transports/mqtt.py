@@ -1,0 +1,106 @@
+"""The MQTT edge: one broker session, a fixed pool of worker tasks that take requests from it, hand
+them to the dispatcher and publish the replies.
+
+A fixed pool (not a task per message) bounds concurrency and memory: when every worker is busy,
+the session's bounded buffer fills and it stops reading the socket — backpressure reaches the
+broker instead of piling up here. Many workers mean one slow request does not hold up others.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import trio
+
+from transports.mqtt_requests import MqttDispatcher, request_topics
+from transports.mqtt_session import MessageProperties, MqttError, MqttSession, MqttSettings
+
+log = logging.getLogger("lockstore.mqtt")
+
+DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883}
+
+
+class MqttUrlError(ValueError):
+    pass
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """`mqtt://host[:port]` → (host, port)."""
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise MqttUrlError(f"unsupported MQTT broker URL {url!r}: expected mqtt://host[:port]")
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise MqttUrlError(f"bad port in MQTT broker URL {url!r}") from None
+    return parts.hostname, port
+
+
+class MqttServer:
+    def __init__(self, session_settings: MqttSettings, dispatcher: MqttDispatcher, workers: int = 32) -> None:
+        self.session = MqttSession(session_settings)
+        self.dispatcher = dispatcher
+        self.workers = workers
+        self.handled = 0
+        self.publish_failures = 0
+        self._stopping = False
+        self._receiving: set[trio.CancelScope] = set()  # workers waiting for a message
+
+    @classmethod
+    def from_url(cls, url: str, dispatcher: MqttDispatcher, *, client_id: str, username: str | None,
+                 password: str | None, keepalive: int, max_buffered: int = 256, workers: int = 32) -> MqttServer:
+        host, port = parse_broker_url(url)
+        settings = MqttSettings(
+            host=host, port=port, client_id=client_id, username=username, password=password,
+            keepalive=keepalive, subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
+            max_buffered=max_buffered,
+        )
+        return cls(settings, dispatcher, workers)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until stop(); the broker may come and go meanwhile (the session reconnects)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._run_session)
+            async with trio.open_nursery() as pool:
+                for _ in range(self.workers):
+                    pool.start_soon(self._worker)
+                task_status.started()
+            # every worker has finished its last request: now say goodbye to the broker
+            await self.session.aclose()
+
+    async def _run_session(self) -> None:
+        await self.session.run()
+
+    def stop(self) -> None:
+        """Take no new requests; the ones being handled are finished and answered first."""
+        self._stopping = True
+        for scope in self._receiving:
+            scope.cancel()
+
+    async def _worker(self) -> None:
+        while not self._stopping:
+            with trio.CancelScope() as waiting:
+                self._receiving.add(waiting)
+                try:
+                    message = await self.session.receive()
+                except trio.EndOfChannel:
+                    return
+                finally:
+                    self._receiving.discard(waiting)
+            if waiting.cancelled_caught:
+                return
+            props = message.properties
+            reply = await self.dispatcher.handle(
+                message.topic, message.payload,
+                props.response_topic if props else None, props.correlation_data if props else None,
+            )
+            self.handled += 1
+            if reply is None:
+                continue
+            properties = MessageProperties(correlation_data=reply.correlation_data) if reply.correlation_data else None
+            try:
+                await self.session.publish(reply.topic, reply.body, reply.qos, properties=properties)
+            except MqttError as error:
+                self.publish_failures += 1
+                log.warning("reply to %s not published: %s", reply.topic, error)
