@@ -36,6 +36,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_keepalive: int = 30
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
     mqtt_topic_prefix: str = "arrowhead/serviceorchestration"
 
 
@@ -58,6 +59,8 @@ HELP: dict[str, str] = {
     "mqtt_username": "MQTT user name",
     "mqtt_password": "MQTT password",
     "mqtt_keepalive": "MQTT keep-alive in seconds",
+    "mqtt_protocol": "MQTT version the service speaks to the broker; 5 lets requests use the Response Topic "
+    "and Correlation Data properties (3.1.1 clients are served either way)",
     "mqtt_topic_prefix": "prefix of the request topics",
 }
 

@@ -9,6 +9,7 @@ broker instead of piling up here. Many workers mean one slow request does not ho
 from __future__ import annotations
 
 import logging
+from typing import Literal
 from urllib.parse import urlsplit
 
 import trio
@@ -49,11 +50,12 @@ class MqttServer:
 
     @classmethod
     def from_url(cls, url: str, dispatcher: MqttDispatcher, *, client_id: str, username: str | None,
-                 password: str | None, keepalive: int, max_buffered: int = 256, workers: int = 32) -> MqttServer:
+                 password: str | None, keepalive: int, protocol: Literal["5", "3.1.1"] = "5",
+                 max_buffered: int = 256, workers: int = 32) -> MqttServer:
         host, port = parse_broker_url(url)
         settings = MqttSettings(
             host=host, port=port, client_id=client_id, username=username, password=password,
-            keepalive=keepalive, subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
+            keepalive=keepalive, protocol=protocol, subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
             max_buffered=max_buffered,
         )
         return cls(settings, dispatcher, workers)

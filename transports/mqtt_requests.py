@@ -58,13 +58,14 @@ class _ResponseTopicOnly(msgspec.Struct):
     traceId: Any = None
 
 
-class MqttResponseTemplate(msgspec.Struct, omit_defaults=True):
-    """Fields in the reference's order; traceId and receiver omitted when null, payload always sent."""
+class MqttResponseTemplate(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Fields in the reference's order; traceId and receiver omitted when null, payload always sent
+    (the empty string for operations without a result)."""
 
     status: int
     traceId: str | None = None
     receiver: str | None = None
-    payload: Any = ""
+    payload: Any
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def route(topic: str, prefix: str) -> tuple[str, str]:
 def _error_reply(error: ArrowheadError, origin: str, trace_id: str | None, receiver: str | None,
                  topic: str, qos: int, correlation: bytes | None) -> Reply:
     error.with_origin(origin)
-    template = MqttResponseTemplate(error.status, trace_id, receiver, error.body())
+    template = MqttResponseTemplate(status=error.status, traceId=trace_id, receiver=receiver, payload=error.body())
     return Reply(topic, qos, _encode(template), correlation)
 
 
@@ -158,7 +159,9 @@ class MqttDispatcher:
             return self._reply_or_none(_error_reply(internal, origin, template.traceId, requester.name,
                                                     response_topic or "", qos, correlation_data))
         payload = "" if result.payload is None else result.payload
-        template_out = MqttResponseTemplate(result.status, template.traceId, requester.name, payload)
+        template_out = MqttResponseTemplate(
+            status=result.status, traceId=template.traceId, receiver=requester.name, payload=payload
+        )
         return self._reply_or_none(Reply(response_topic or "", qos, _encode(template_out), correlation_data))
 
     @staticmethod

@@ -108,7 +108,7 @@ async def run_service(
         dispatcher = MqttDispatcher(operations, MqttAccess(access.policy, access.whitelist), settings.mqtt_topic_prefix)
         mqtt = MqttServer.from_url(
             settings.mqtt_url, dispatcher, client_id=settings.mqtt_client_id, username=settings.mqtt_username,
-            password=settings.mqtt_password, keepalive=settings.mqtt_keepalive,
+            password=settings.mqtt_password, keepalive=settings.mqtt_keepalive, protocol=settings.mqtt_protocol,
         )
 
     async with trio.open_nursery() as log_nursery:
