@@ -55,8 +55,8 @@ class MqttServer:
         host, port = parse_broker_url(url)
         settings = MqttSettings(
             host=host, port=port, client_id=client_id, username=username, password=password,
-            keepalive=keepalive, protocol=protocol, subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
-            max_buffered=max_buffered,
+            keepalive=keepalive, protocol=protocol, max_buffered=max_buffered,
+            subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
         )
         return cls(settings, dispatcher, workers)
 
