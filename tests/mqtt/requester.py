@@ -20,13 +20,13 @@ class Requester:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"req-{uuid.uuid4().hex[:8]}",
                                   protocol=protocol)
         self.client.on_message = lambda _c, _u, message: self.replies.put(message)
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *_args: subscribed.set()
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_args: self.subscribed.set()
+        self.client.on_connect = lambda *_args: self.client.subscribe(self.response_topic, qos=2)  # and on reconnect
+        self.client.reconnect_delay_set(0.1, 1)
         self.client.connect(host, port)
         self.client.loop_start()
-        result, _ = self.client.subscribe(self.response_topic, qos=2)
-        assert result == paho.MQTT_ERR_SUCCESS
-        assert subscribed.wait(5), "no SUBACK from the broker"
+        assert self.subscribed.wait(5), "no SUBACK from the broker"
 
     def close(self) -> None:
         self.client.disconnect()
