@@ -17,9 +17,12 @@ Delivery guarantees (what the consumer of `receive()` / `async for` sees):
   lives (paho keeps its QoS 2 state across reconnects on the same client).
 - QoS 1/2 messages are acknowledged when paho has put them in our buffer, not when the consumer has
   handled them: a crash loses what is buffered (at most `max_buffered` messages).
-Outgoing: `publish()` at QoS 0 returns when the bytes are in the kernel; at QoS 1/2 when the broker
-has acknowledged (PUBACK/PUBCOMP). A QoS 1/2 message whose ack is lost with the connection is re-sent
-by paho after the reconnect (marked DUP), so outgoing QoS 1/2 is at least once.
+Outgoing: `publish()` at QoS 0 returns when the bytes are in the kernel; at QoS 1/2 as soon as paho
+has the message (it is written at once unless paho's window of 20 unacknowledged messages is full).
+paho finishes the PUBACK / PUBREC-PUBREL-PUBCOMP exchange in the background and re-sends what is not
+acknowledged after a reconnect (marked DUP), so outgoing QoS 1/2 is at least once. publish() does NOT
+wait for the broker's ack on purpose: acks arrive on the same socket as requests, behind them, so a
+consumer that waited for one while the buffer is full (reads paused) would wait forever.
 
 Backpressure: paho's on_message only appends to a bounded buffer. While the buffer is full no byte is
 read from the socket, so TCP flow control pushes back on the broker. A consumer that keeps the buffer
@@ -74,10 +77,6 @@ class MqttSessionClosedError(MqttError):
 
 class MqttSubscribeError(MqttError):
     """The broker refused one of the configured subscriptions (fatal: run() raises it)."""
-
-
-class MqttPublishError(MqttError):
-    """The broker acknowledged a QoS 1/2 publish with a failure reason code (MQTT 5)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +161,9 @@ class _GatedClient(paho.Client):
 
 
 @dataclass(slots=True)
-class _PublishWaiter:
+class _WriteWaiter:
+    """A QoS 0 publish whose bytes the kernel did not take at once."""
+
     info: paho.MQTTMessageInfo
     event: trio.Event
     error: MqttError | None = None
@@ -191,10 +192,8 @@ class MqttSession:
         self._space_lot = trio.lowlevel.ParkingLot()  # the reader waiting for buffer space
         self._write_lot = trio.lowlevel.ParkingLot()  # the writer waiting for outgoing bytes
         self._state_lot = trio.lowlevel.ParkingLot()  # anyone waiting for a state change
-        # Publishes waiting to complete, by packet id. QoS 1/2 wait for the broker's ack (reported by
-        # on_publish); QoS 0 only ever waits when the kernel did not take all the bytes at once.
-        self._ack_waiters: dict[int, _PublishWaiter] = {}
-        self._write_waiters: dict[int, _PublishWaiter] = {}
+        self._write_waiters: dict[int, _WriteWaiter] = {}  # by packet id
+        self._unacked: set[int] = set()  # packet ids of our QoS 1/2 publishes the broker has not acked
         self._connected = False  # CONNACK accepted and every SUBACK in: ready for traffic
         self._connections = 0
         self._sub_mid: int | None = None
@@ -225,6 +224,11 @@ class MqttSession:
     def buffered_high_water(self) -> int:
         """The most messages the buffer has ever held (never above `max_buffered`)."""
         return self._high_water
+
+    @property
+    def unacknowledged(self) -> int:
+        """Our QoS 1/2 publishes the broker has not acknowledged yet."""
+        return len(self._unacked)
 
     @property
     def connection_count(self) -> int:
@@ -297,10 +301,10 @@ class MqttSession:
 
     async def publish(self, topic: str, payload: bytes, qos: int = 0, *, retain: bool = False,
                       properties: MessageProperties | None = None) -> None:
-        """Send one message. QoS 0: returns when written to the socket; QoS 1/2: when acknowledged.
+        """Send one message. QoS 0: returns when written to the socket; QoS 1/2: when paho has it and
+        will see it acknowledged, across reconnects (module docstring: why not wait for the ack).
 
-        Raises MqttNotConnectedError when not connected (nothing is queued). Cancelling a QoS 1/2
-        publish stops the wait, not the message: paho still delivers it.
+        Raises MqttNotConnectedError when not connected (then nothing is queued).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         if qos not in (0, 1, 2):
@@ -311,29 +315,35 @@ class MqttSession:
             raise MqttNotConnectedError(f"not connected to MQTT broker {self._s.host}:{self._s.port}")
         info = self._client.publish(topic, payload, qos=qos, retain=retain,
                                     properties=self._paho_properties(properties))
-        if qos == 0:
-            if info.rc != _OK:
-                raise MqttConnectionLostError(f"publish to {topic!r}: {paho.error_string(info.rc)}")
-            if info.is_published():
-                self._after_paho()
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return
-        waiters = self._ack_waiters if qos else self._write_waiters
-        waiter = waiters[info.mid] = _PublishWaiter(info, trio.Event())
+        if qos:
+            if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:  # 65535 packet ids unacknowledged
+                raise MqttError(f"publish to {topic!r}: {paho.error_string(info.rc)}")
+            self._unacked.add(info.mid)  # even if the link just failed: paho re-sends after reconnect
+        elif info.rc != _OK:
+            raise MqttConnectionLostError(f"publish to {topic!r}: {paho.error_string(info.rc)}")
+        if qos or info.is_published():
+            self._after_paho()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        waiter = self._write_waiters[info.mid] = _WriteWaiter(info, trio.Event())
         self._after_paho()
         try:
             await waiter.event.wait()
         finally:
-            if waiters.get(info.mid) is waiter:
-                del waiters[info.mid]
-                self._after_paho()
+            if self._write_waiters.get(info.mid) is waiter:
+                del self._write_waiters[info.mid]
         if waiter.error is not None:
             raise waiter.error
 
     async def aclose(self) -> None:
-        """Stop: let pending QoS 1/2 acks arrive (bounded), send DISCONNECT, and wait for run() to end."""
+        """Stop: let pending QoS 1/2 acks arrive, send DISCONNECT, and wait for run() to end.
+
+        Acks are read like everything else, so with a full buffer and nobody consuming they cannot
+        arrive: the wait for them ends after connect_timeout. What is buffered stays receivable.
+        """
         self._closing = True
         self._close_requested.set()
+        self._state_lot.unpark_all()
         if not self._run_called:
             self._finish()
         await self._finished_event.wait()
@@ -396,7 +406,7 @@ class MqttSession:
     async def _say_goodbye(self, sock: paho.SocketLike) -> None:
         """Clean DISCONNECT once outstanding QoS 1/2 acks are in (both bounded by connect_timeout)."""
         with trio.move_on_after(self._s.connect_timeout):
-            while self._client.socket() is sock and (self._ack_waiters or self._client.want_write()):
+            while self._client.socket() is sock and (self._unacked or self._client.want_write()):
                 await self._state_lot.park()
         if self._client.socket() is sock:
             self._client.disconnect()
@@ -449,7 +459,7 @@ class MqttSession:
                     waiter.wake()
         # on_publish only while an ack is awaited: for every QoS 0 write it reports, paho builds a
         # ReasonCode and a Properties first (~60 µs, a quarter of a request's cost).
-        on_publish = self._on_publish if self._ack_waiters else None
+        on_publish = self._on_publish if self._unacked else None
         if client.on_publish != on_publish:
             client.on_publish = on_publish
         if client.want_write():
@@ -459,7 +469,7 @@ class MqttSession:
         self._connected = False
         if self._conn_scope is not None:
             self._conn_scope.cancel()
-        for waiter in self._write_waiters.values():  # QoS 1/2 wait on: paho re-sends after reconnect
+        for waiter in self._write_waiters.values():
             waiter.wake(MqttConnectionLostError("MQTT connection lost during a QoS 0 publish"))
         self._write_waiters.clear()
         self._state_lot.unpark_all()
@@ -467,10 +477,12 @@ class MqttSession:
     def _finish(self) -> None:
         self._finished = True
         self._connected = False
-        for waiter in [*self._ack_waiters.values(), *self._write_waiters.values()]:
-            waiter.wake(MqttSessionClosedError("MQTT session ended before the publish completed"))
-        self._ack_waiters.clear()
+        for waiter in self._write_waiters.values():
+            waiter.wake(MqttSessionClosedError("MQTT session ended before the publish was written"))
         self._write_waiters.clear()
+        if self._unacked:
+            log.warning("MQTT session ended with %d QoS 1/2 publishes unacknowledged", len(self._unacked))
+            self._unacked.clear()
         for lot in (self._data_lot, self._space_lot, self._state_lot, self._write_lot):
             lot.unpark_all()
         self._finished_event.set()
@@ -584,8 +596,8 @@ class MqttSession:
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode,
                     properties: Properties | None) -> None:
-        waiter = self._ack_waiters.pop(mid, None)
-        if waiter is not None:
-            failed = reason.is_failure
-            waiter.wake(MqttPublishError(f"MQTT broker refused publish {mid}: {reason}") if failed else None)
+        if mid in self._unacked:
+            self._unacked.discard(mid)
+            if reason.is_failure:  # MQTT 5 brokers may refuse, e.g. "Not authorized"
+                log.warning("MQTT broker refused publish %d: %s", mid, reason)
             self._state_lot.unpark_all()

@@ -178,9 +178,11 @@ async def test_properties_need_mqtt5(shared_broker: MosquittoBroker) -> None:
             await session.publish("x", b"", properties=MessageProperties(response_topic="y"))
 
 
-async def test_resubscribes_after_broker_restart(broker: MosquittoBroker) -> None:
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+async def test_resubscribes_after_broker_restart(broker: MosquittoBroker, protocol: str) -> None:
     root = topic_root()
-    session = MqttSession(settings_for(broker, subscriptions=((f"{root}/a", 1), (f"{root}/b/+", 2))))
+    session = MqttSession(settings_for(broker, protocol=protocol,
+                                       subscriptions=((f"{root}/a", 1), (f"{root}/b/+", 2))))
     async with running(session):
         peer = Peer(broker)
         await in_thread(peer.publish, f"{root}/a", b"before", 1)
@@ -257,6 +259,29 @@ async def test_backpressure_bounds_the_buffer_and_loses_nothing(shared_broker: M
         assert seen == list(range(count))  # all of them, once, in order
         assert session.buffered_high_water == bound
         peer.close()
+
+
+async def test_replying_at_qos1_with_a_full_buffer_does_not_deadlock(shared_broker: MosquittoBroker) -> None:
+    # The PUBACK for a reply sits in the socket behind requests that the full buffer keeps unread: a
+    # publish() that waited for it would never return, and the consumer would never drain the buffer.
+    root = topic_root()
+    count = 100
+    session = MqttSession(settings_for(shared_broker, subscriptions=((f"{root}/req", 1),), max_buffered=2))
+    peer = Peer(shared_broker)
+    peer.subscribe(f"{root}/rep", qos=1)
+    async with running(session):
+        for n in range(count):
+            peer.client.publish(f"{root}/req", n.to_bytes(4, "big") + bytes(2000), 1)
+        with trio.fail_after(10):
+            for _ in range(count):
+                request = await session.receive()
+                await session.publish(f"{root}/rep", request.payload[:4], 1)
+            while session.unacknowledged:  # every reply acknowledged by the broker
+                await trio.sleep(0.01)
+        replies = [await in_thread(peer.get) for _ in range(count)]
+        assert sorted(int.from_bytes(r.payload, "big") for r in replies) == list(range(count))  # type: ignore[attr-defined]
+        assert session.buffered_high_water == 2
+    peer.close()
 
 
 async def test_clean_shutdown(broker: MosquittoBroker) -> None:
