@@ -1,0 +1,176 @@
+"""The ceilings our numbers are measured against.
+
+`python -m bench.framework_ceiling` serves a bare quart-trio app on hypercorn's trio worker, with the
+service's paths, that only decodes the request JSON and encodes a response of the same shape — what
+the framework costs before any lockstore code runs (ARCHITECTURE.md, "HTTP under trio").
+
+`--raw` serves a fixed reply from a bare trio socket loop instead: no framework at all. Driving it
+with the same wrk scripts shows how fast the *client* can go on this machine, so a benchmark can show
+that the client is not its bottleneck.
+
+Both log `serving HTTP on http://HOST:PORT` on stderr, as the service does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from functools import partial
+from typing import Any
+
+import msgspec
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart import Response, request
+from quart_trio import QuartTrio
+
+BASE = "/serviceorchestration/orchestration/mgmt"
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+
+# What a page of 10 looks like, so query replies are as big as the service's.
+_LOCK = {
+    "id": 1,
+    "serviceInstanceId": "Prov1|svc|1.0.0",
+    "owner": "Owner",
+    "expiresAt": "2999-01-01T00:00:00Z",
+    "temporary": False,
+}
+_RULE = {
+    "id": "8a6f3e0c-6a1b-4c55-9d0e-1f2a3b4c5d6e",
+    "consumer": "Cons1",
+    "serviceDefinition": "svc",
+    "serviceInstanceId": "Prov1|svc|1.0.0",
+    "priority": 1,
+    "createdBy": "Sysop",
+    "updatedBy": "Sysop",
+    "createdAt": "2026-01-01T00:00:00Z",
+    "updatedAt": "2026-01-01T00:00:00Z",
+}
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(_encode(payload), status=status, content_type="application/json")
+
+
+def create_app() -> QuartTrio:
+    """Same routes and methods as the service; each decodes the body and encodes a like-sized reply."""
+    app = QuartTrio("ceiling")
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+
+    async def body() -> Any:
+        request.headers.get("Authorization")
+        return _decode(await request.get_data(cache=False, as_text=False))
+
+    @app.post(f"{BASE}/lock/create")
+    async def lock_create() -> Response:
+        locks = (await body())["locks"]
+        entries = [{"id": i, **lock, "temporary": False} for i, lock in enumerate(locks)]
+        return _json(201, {"entries": entries, "count": len(entries)})
+
+    @app.post(f"{BASE}/lock/query")
+    async def lock_query() -> Response:
+        await body()
+        return _json(200, {"entries": [_LOCK] * 10, "count": 1000})
+
+    @app.delete(f"{BASE}/lock/remove/<owner>")
+    async def lock_remove(owner: str) -> Response:
+        request.headers.get("Authorization")
+        request.args.getlist("instanceIds")
+        return Response(b"", status=200)
+
+    @app.post(f"{BASE}/simple-store/create")
+    async def store_create() -> Response:
+        candidates = (await body())["candidates"]
+        entries = [{**_RULE, **candidate} for candidate in candidates]
+        return _json(201, {"entries": entries, "count": len(entries)})
+
+    @app.post(f"{BASE}/simple-store/query")
+    async def store_query() -> Response:
+        await body()
+        return _json(200, {"entries": [_RULE] * 10, "count": 100})
+
+    @app.put(f"{BASE}/simple-store/modify-priorities")
+    async def store_modify() -> Response:
+        priorities = await body()
+        return _json(
+            200,
+            {
+                "entries": [{**_RULE, "id": k, "priority": v} for k, v in priorities.items()],
+                "count": len(priorities),
+            },
+        )
+
+    return app
+
+
+async def serve_framework(host: str, port: int) -> None:
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("ceiling")
+    config.keep_alive_timeout = 30.0
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(partial(serve, create_app(), config))
+        print(f"serving HTTP on {urls[0]}", file=sys.stderr, flush=True)
+
+
+_RAW_BODY = _encode({"entries": [_LOCK], "count": 1})
+_RAW_REPLY = (
+    b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(_RAW_BODY)).encode()
+    + b"\r\n\r\n"
+    + _RAW_BODY
+)
+
+
+async def _raw_connection(stream: trio.SocketStream) -> None:
+    """Answer every request on the connection with the same reply (bodies skipped by Content-Length)."""
+    buffer = bytearray()
+    try:
+        while True:
+            while (end := buffer.find(b"\r\n\r\n")) < 0:
+                chunk = await stream.receive_some(1 << 16)
+                if not chunk:
+                    return
+                buffer += chunk
+            head = bytes(buffer[:end]).lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            while len(buffer) < end + 4 + length:
+                chunk = await stream.receive_some(1 << 16)
+                if not chunk:
+                    return
+                buffer += chunk
+            del buffer[: end + 4 + length]
+            await stream.send_all(_RAW_REPLY)
+    except trio.BrokenResourceError:
+        return
+
+
+async def serve_raw(host: str, port: int) -> None:
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()
+    print(f"serving HTTP on http://{bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
+    await trio.serve_listeners(_raw_connection, listeners)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.framework_ceiling", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--raw", action="store_true", help="bare trio socket responder (client ceiling)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        trio.run(serve_raw if args.raw else serve_framework, args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
