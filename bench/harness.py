@@ -133,8 +133,8 @@ def verdict(measured: float, target: float, *, higher_is_better: bool) -> str:
 def summarize_collapsed(
     collapsed: str, top: int = 12
 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """py-spy `--format raw` (collapsed stacks: `frame;frame;frame count`) → the `top` frames by own
-    (leaf) share and by inclusive share of all samples, as fractions. A frame that recurses counts
+    """py-spy `--format raw` (collapsed stacks: `frame;frame;frame count`) → the `top` functions by own
+    (leaf) share and by inclusive share of all samples, as fractions. A function that recurses counts
     once per stack for the inclusive share."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -160,13 +160,14 @@ def summarize_collapsed(
 
 
 def _short_frame(frame: str) -> str:
-    """`func (/long/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py:12)`; thread labels stay."""
+    """`func (/long/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py)`: one entry per function, not
+    per line (a frame's line is wherever it was when sampled); other labels stay as they are."""
     match = re.match(r"(.*) \((.*):(\d+)\)$", frame.strip())
     if not match:
         return frame.strip()
-    name, path, line = match.groups()
+    name, path, _ = match.groups()
     path = re.sub(r"^.*?(site-packages/|/lib/python3\.\d+/)", "", path).removeprefix(_REPO)
-    return f"{name} ({path}:{line})"
+    return f"{name} ({path})"
 
 
 # ------------------------------------------------------------------------------------------ processes
@@ -609,22 +610,10 @@ def py_spy(pid: int, seconds: float, output: Path) -> Iterator[None]:
         print(f"(py-spy not found: `{sys.executable} -m pip install py-spy` to profile)", file=sys.stderr)
         yield
         return
+    # --gil: only the thread holding the GIL, i.e. where the service's one core of Python goes.
+    options = ["--duration", str(max(1, round(seconds))), "--rate", "200", "--format", "raw", "--gil"]
     spy = subprocess.Popen(
-        [
-            exe,
-            "record",
-            "--pid",
-            str(pid),
-            "--duration",
-            str(max(1, round(seconds))),
-            "--rate",
-            "200",
-            "--format",
-            "raw",
-            "--nonblocking",
-            "-o",
-            str(output),
-        ],
+        [exe, "record", "--pid", str(pid), *options, "--nonblocking", "-o", str(output)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -659,6 +648,24 @@ def machine_note() -> str:
         f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, load average at start "
         f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
     )
+
+
+def machine_busy_percent(sample_s: float = 2.0) -> float:
+    """CPU in use on the whole machine right now, in % of one core (2 cores busy = 200)."""
+    busy, _ = machine_cpu_seconds()
+    time.sleep(sample_s)
+    return 100 * (machine_cpu_seconds()[0] - busy) / sample_s
+
+
+def wait_until_quiet(max_wait_s: float, threshold: float = 25.0) -> float:
+    """Wait (at most `max_wait_s`) until other jobs use less than `threshold`% of a core: on a shared
+    2-core machine anybody else's test run halves our numbers. Returns the last busy figure."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        busy = machine_busy_percent()
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+        print(f"  (machine busy: {busy:.0f}% of a core used by others; waiting for quiet)", flush=True)
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:

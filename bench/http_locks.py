@@ -174,9 +174,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--profile", action="store_true", help="also profile the service with py-spy")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="S",
+        help="first wait up to S seconds until other jobs use < 25%% of a core (shared machine)",
+    )
     args = parser.parse_args(argv)
     h.require_wrk()
     began = time.perf_counter()
+    if args.wait_quiet:
+        h.wait_until_quiet(args.wait_quiet)
     note = h.machine_note()
     print(f"# lock benchmark — {note}", flush=True)
 

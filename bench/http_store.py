@@ -295,10 +295,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy profile of the query at the largest size"
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="S",
+        help="first wait up to S seconds until other jobs use < 25%% of a core (shared machine)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     h.require_wrk()
     began = time.perf_counter()
+    if args.wait_quiet:
+        h.wait_until_quiet(args.wait_quiet)
     note = h.machine_note()
     print(f"# store benchmark — {note}", flush=True)
     rows: list[Row] = []

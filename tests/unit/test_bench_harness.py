@@ -104,17 +104,17 @@ def test_summarize_collapsed_own_and_inclusive_shares() -> None:
         ]
     )
     own, inclusive = summarize_collapsed(collapsed, top=3)
-    assert own[0] == ("decode (transports/codec.py:9)", 0.6)
-    assert dict(own)["handle (quart/app.py:5)"] == 0.2
-    assert dict(own)["idle (selectors.py:3)"] == 0.2
-    assert inclusive[0] == ("main (app.py:1)", 1.0)
-    assert dict(inclusive)["handle (quart/app.py:5)"] == 0.8
+    assert own[0] == ("decode (transports/codec.py)", 0.6)
+    assert dict(own)["handle (quart/app.py)"] == 0.2
+    assert dict(own)["idle (selectors.py)"] == 0.2
+    assert inclusive[0] == ("main (app.py)", 1.0)
+    assert dict(inclusive)["handle (quart/app.py)"] == 0.8
 
 
 def test_summarize_collapsed_counts_a_recursive_frame_once_per_stack() -> None:
-    own, inclusive = summarize_collapsed("f (a.py:1);f (a.py:1);g (a.py:2) 4\n")
-    assert dict(inclusive)["f (a.py:1)"] == 1.0
-    assert own == [("g (a.py:2)", 1.0)]
+    own, inclusive = summarize_collapsed("f (a.py:1);f (a.py:7);g (a.py:2) 4\nf (a.py:3) 4\n")
+    assert dict(inclusive)["f (a.py)"] == 1.0  # lines 1, 7 and 3 are one function
+    assert own == [("g (a.py)", 0.5), ("f (a.py)", 0.5)]
 
 
 def test_summarize_collapsed_of_nothing() -> None:
