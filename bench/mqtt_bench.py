@@ -1,0 +1,763 @@
+"""MQTT benchmark: lockstore's request/reply throughput and latency through a real mosquitto, next to a
+bare echo responder on the same broker and client library (the transport's ceiling).
+
+    python -m bench.mqtt_bench [--duration 8] [--inflight 64] [--profile]
+
+Load: `--inflight` closed-loop requesters in this one trio process, each on its own MQTT connection
+with its own response topic and one request outstanding at a time (QoS 0 both ways). They speak MQTT
+3.1.1 through the minimal codec below instead of paho: on 2 cores the broker, the responder and the
+client share the CPUs, and paho spends tens of µs of Python per message, CPU that the responder under
+test would lose. Every run reports the client's CPU, and a run against a responder built on the same
+codec (`mqtt_echo --raw`) shows how fast client + broker go on their own.
+
+The codec, request builders and report rendering are pure (tests/unit/test_mqtt_bench.py); the rest
+starts processes and drives sockets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from bench import harness as h
+
+PREFIX = "arrowhead/serviceorchestration"
+LOCK_TOPIC = f"{PREFIX}/orchestration/management/lock/"
+STORE_TOPIC = f"{PREFIX}/orchestration/management/store/"
+ECHO_TOPIC = f"{PREFIX}/monitor/echo"
+AUTH = "SYSTEM//Sysop"
+OWNER = "Owner"
+FAR_FUTURE = "2999-01-01T00:00:00Z"
+STORE_CONSUMER = "C1"
+STORE_RULES = 10  # rules seeded for STORE_CONSUMER, so a store query returns a full page
+TARGET_RATIO = 0.60  # the issue: durable MQTT throughput >= 60% of the echo ceiling
+
+# Measured operation → expected success status (order = run order: removes need the creates).
+OPERATIONS: dict[str, int] = {"lock create": 201, "lock query": 200, "store query": 200, "lock remove": 200}
+
+# ------------------------------------------------------------------------------------------ MQTT 3.1.1 codec
+
+CONNECT, CONNACK, PUBLISH, SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 1, 2, 3, 8, 9, 12, 13, 14
+DISCONNECT_PACKET = b"\xe0\x00"
+MAX_REMAINING = 268_435_455  # four length bytes
+
+
+class MalformedPacketError(ValueError):
+    pass
+
+
+def encode_length(value: int) -> bytes:
+    """MQTT "remaining length": 7 bits per byte, least significant first, high bit = more follows."""
+    if not 0 <= value <= MAX_REMAINING:
+        raise ValueError(f"remaining length out of range: {value}")
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def decode_length(data: bytes | bytearray, start: int) -> tuple[int, int] | None:
+    """(remaining length, index after it) read at `start`, or None if the bytes are not all there."""
+    value = 0
+    for count in range(4):
+        if start + count >= len(data):
+            return None
+        byte = data[start + count]
+        value |= (byte & 0x7F) << (7 * count)
+        if not byte & 0x80:
+            return value, start + count + 1
+    raise MalformedPacketError("remaining length longer than four bytes")
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    if len(data) > 0xFFFF:
+        raise ValueError("MQTT string longer than 65535 bytes")
+    return len(data).to_bytes(2, "big") + data
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    return bytes([first]) + encode_length(len(body)) + body
+
+
+def encode_connect(client_id: str, keepalive: int = 60) -> bytes:
+    """CONNECT, protocol level 4 (3.1.1), clean session, no will, no credentials."""
+    return _packet(CONNECT << 4, _string("MQTT") + bytes([4, 0x02]) + keepalive.to_bytes(2, "big") + _string(client_id))
+
+
+def encode_subscribe(packet_id: int, topics: Sequence[tuple[str, int]]) -> bytes:
+    if not topics:
+        raise ValueError("SUBSCRIBE needs at least one topic")
+    body = packet_id.to_bytes(2, "big") + b"".join(_string(topic) + bytes([qos]) for topic, qos in topics)
+    return _packet(SUBSCRIBE << 4 | 0x02, body)
+
+
+def encode_publish(topic: str, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH (no packet id)."""
+    return _packet(PUBLISH << 4, _string(topic) + payload)
+
+
+def parse_publish(first: int, body: bytes) -> tuple[str, bytes]:
+    """(topic, payload) of a PUBLISH; a packet id (QoS 1/2) is skipped."""
+    if len(body) < 2:
+        raise MalformedPacketError("PUBLISH shorter than its topic length")
+    end = 2 + int.from_bytes(body[:2], "big")
+    if end > len(body):
+        raise MalformedPacketError("PUBLISH topic runs past the packet")
+    topic = body[2:end].decode()
+    if (first >> 1) & 0x03:
+        end += 2
+    return topic, body[end:]
+
+
+class PacketReader:
+    """Splits a byte stream into (first byte, body) packets; a partial packet waits for more bytes."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buffer = self._buffer
+        buffer += data
+        packets = []
+        position = 0
+        while len(buffer) - position >= 2:
+            found = decode_length(buffer, position + 1)
+            if found is None:
+                break
+            length, start = found
+            if start + length > len(buffer):
+                break
+            packets.append((buffer[position], bytes(buffer[start : start + length])))
+            position = start + length
+        del buffer[:position]
+        return packets
+
+
+# ------------------------------------------------------------------------------------------ requests
+
+
+def instance_id(tag: str, requester: int, seq: int) -> str:
+    """Unique per (run tag, requester, sequence number): letters and digits only, as names must be."""
+    return f"P{tag}x{requester}x{seq}|svc|1.0.0"
+
+
+def request_template(response_topic: str, payload: str | None, trace_id: str, params: str = "") -> bytes:
+    """The Arrowhead MQTT request template. `payload` and `params` are JSON text (None: no payload)."""
+    fields = [f'"traceId":"{trace_id}"', f'"authentication":"{AUTH}"', f'"responseTopic":"{response_topic}"',
+              '"qosRequirement":0']
+    if params:
+        fields.append(f'"params":{params}')
+    if payload is not None:
+        fields.append(f'"payload":{payload}')
+    return ("{" + ",".join(fields) + "}").encode()
+
+
+def build_request(operation: str, response_topic: str, tag: str, requester: int, seq: int) -> tuple[str, bytes]:
+    """(topic, body) of request number `seq` of one requester."""
+    trace = f"{tag}{requester}x{seq}"
+    if operation == "lock create":
+        lock = (f'{{"serviceInstanceId":"{instance_id(tag, requester, seq)}","owner":"{OWNER}",'
+                f'"expiresAt":"{FAR_FUTURE}"}}')
+        return LOCK_TOPIC + "create", request_template(response_topic, f'{{"locks":[{lock}]}}', trace)
+    if operation == "lock query":
+        payload = f'{{"owners":["{OWNER}"],"pagination":{{"page":0,"size":10}}}}'
+        return LOCK_TOPIC + "query", request_template(response_topic, payload, trace)
+    if operation == "lock remove":
+        payload = f'["{instance_id(tag, requester, seq)}"]'
+        return LOCK_TOPIC + "remove", request_template(response_topic, payload, trace, f'{{"owner":"{OWNER}"}}')
+    if operation == "store query":
+        payload = f'{{"consumerNames":["{STORE_CONSUMER}"]}}'
+        return STORE_TOPIC + "query", request_template(response_topic, payload, trace)
+    if operation == "echo":
+        return ECHO_TOPIC, request_template(response_topic, None, trace)
+    raise ValueError(f"unknown operation {operation!r}")
+
+
+def store_seed_request(response_topic: str) -> tuple[str, bytes]:
+    candidates = ",".join(
+        f'{{"consumer":"{STORE_CONSUMER}","serviceInstanceId":"Prov{i}|svc|1.0.0","priority":{i}}}'
+        for i in range(1, STORE_RULES + 1)
+    )
+    return STORE_TOPIC + "create", request_template(response_topic, f'{{"candidates":[{candidates}]}}', "seed")
+
+
+class _Status(msgspec.Struct):
+    status: int = 0
+
+
+_status_decoder = msgspec.json.Decoder(_Status)
+
+
+def reply_status(body: bytes) -> int:
+    """The status of a reply template; 0 if it is not one."""
+    try:
+        return _status_decoder.decode(body).status
+    except msgspec.DecodeError:
+        return 0
+
+
+# ------------------------------------------------------------------------------------------ profiles
+
+# Where a sample's time goes, by the first layer (in this order) named anywhere in its stack. Nested
+# layers come before the layers that contain them (a validator runs inside MqttDispatcher.handle).
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("lock table query (LockTable.query)", ("LockTable.query (",)),
+    ("lock actor: plan, log append, apply (LockActor.run)", ("LockActor.run (",)),
+    ("store actor (StoreActor.run)", ("StoreActor.run (",)),
+    ("log committer + fsync thread (wal/log.py)", ("WriteAheadLog.run (", "WorkerThread._work (")),
+    ("MQTT in: paho read + parse (MqttSession._reader)", ("MqttSession._reader (",)),
+    ("MQTT out: paho publish (MqttSession.publish)", ("MqttSession.publish (",)),
+    ("MQTT out: socket writes (MqttSession._writer)", ("MqttSession._writer (",)),
+    ("MQTT keep-alive (MqttSession._housekeeper)", ("MqttSession._housekeeper (",)),
+    ("request validation (transports/*_requests.py validate_*)", ("validate_",)),
+    ("request template decode, auth, reply encode (MqttDispatcher.handle)", ("MqttDispatcher.handle (",)),
+    ("worker loop: receive, hand over (MqttServer._worker / echo answer)", ("MqttServer._worker (", ".answer (")),
+    ("trio scheduler, other tasks (under trio.run)", ("unrolled_run (",)),
+)
+
+
+def attribute(collapsed: str, layers: Sequence[tuple[str, Sequence[str]]] = LAYERS) -> list[tuple[str, float]]:
+    """py-spy `--format raw` text → (layer, share of samples), in `layers` order, then 'other'.
+
+    A sample belongs to the first layer one of whose markers occurs in any of its frames.
+    """
+    counts = Counter[str]()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rstrip().rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        label = next((name for name, markers in layers if any(m in stack for m in markers)), "other")
+        counts[label] += count
+    if not total:
+        return []
+    order = [name for name, _ in layers] + ["other"]
+    return [(name, counts[name] / total) for name in order if counts[name]]
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Cpu:
+    """CPU used during a run in % of ONE core (the machine has os.cpu_count() of them)."""
+
+    responder: float = 0.0
+    broker: float = 0.0
+    client: float = 0.0
+    others: float = 0.0  # everything else on the machine
+
+    def describe(self) -> str:
+        return f"{self.responder:.0f}/{self.broker:.0f}/{self.client:.0f}/{self.others:.0f}"
+
+
+@dataclass
+class Run:
+    responder: str
+    operation: str
+    completed: int
+    seconds: float
+    statuses: dict[int, int]
+    lost: int
+    latency: h.Latency
+    cpu: Cpu
+    note: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    @property
+    def responder_us_per_request(self) -> float:
+        return self.cpu.responder / 100 * self.seconds / self.completed * 1e6 if self.completed else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"responder": self.responder, "operation": self.operation, "completed": self.completed,
+                "seconds": self.seconds, "rps": self.rps, "statuses": self.statuses, "lost": self.lost,
+                "latency_ms": self.latency, "cpu_percent_of_one_core": self.cpu,
+                "responder_cpu_us_per_request": self.responder_us_per_request, "note": self.note}
+
+
+def problems(run: Run, expected_status: int) -> str:
+    """'' when every reply had the expected status and none was lost; else what went wrong."""
+    wrong = {status: n for status, n in sorted(run.statuses.items()) if status != expected_status}
+    parts = [f"status {status}: {n:,}" for status, n in wrong.items()]
+    if run.lost:
+        parts.append(f"{run.lost} requesters got no reply")
+    return "ERRORS " + ", ".join(parts) if parts else ""
+
+
+def ratio_rows(runs: Sequence[Run], ceiling: str, measured: str) -> list[tuple[str, float, float, float]]:
+    """(operation, measured req/s, ceiling req/s, ratio) for each operation run against both."""
+    top = {r.operation: r for r in runs if r.responder == ceiling}
+    rows = []
+    for run in runs:
+        if run.responder == measured and run.operation in top and top[run.operation].rps:
+            rows.append((run.operation, run.rps, top[run.operation].rps, run.rps / top[run.operation].rps))
+    return rows
+
+
+def cost_ratio(ceiling: Run, measured_us: float) -> float:
+    return ceiling.responder_us_per_request / measured_us if measured_us else 0.0
+
+
+def render(runs: Sequence[Run], client_ceiling: Run | None, args: argparse.Namespace, note: str,
+           durable: str, ceiling: str) -> tuple[str, dict[str, Any]]:
+    top = {r.operation: r for r in runs if r.responder == ceiling}
+    table = h.markdown_table(
+        ["responder", "operation", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "vs echo", "resp. CPU µs/req",
+         "CPU % resp/broker/client/other", "note"],
+        [
+            (r.responder, r.operation, r.rps, r.latency.p50, r.latency.p99, r.latency.p999,
+             f"{r.rps / top[r.operation].rps:.2f}×" if r.operation in top and top[r.operation].rps else "",
+             r.responder_us_per_request, r.cpu.describe(), r.note)
+            for r in runs
+        ],
+    )
+    rows = ratio_rows(runs, ceiling, durable)
+    cost = {r.operation: r.responder_us_per_request for r in runs if r.responder == durable}
+    targets = {op: {"measured": ratio, "target": TARGET_RATIO, "rps": rps, "ceiling_rps": top_rps,
+                    "cpu_cost_ratio": cost_ratio(top[op], cost[op])}
+               for op, rps, top_rps, ratio in rows}
+    target_table = h.markdown_table(
+        ["operation", f"{durable} req/s", "echo req/s", "ratio", "verdict (≥ 60%)", "CPU cost ratio"],
+        [(op, rps, top_rps, f"{ratio * 100:.1f}%", h.verdict(ratio, TARGET_RATIO, higher_is_better=True),
+          f"{targets[op]['cpu_cost_ratio'] * 100:.1f}%")
+         for op, rps, top_rps, ratio in rows],
+    )
+    parts = [
+        f"## MQTT request/reply through mosquitto ({args.inflight} in flight, QoS 0, {args.duration:g} s per run)",
+        f"_Machine: {note}. CPU: % of one core used by the responder / mosquitto / the load client / everything "
+        "else during the run. `resp. CPU µs/req` = responder CPU per answered request._",
+        table,
+    ]
+    if client_ceiling is not None:
+        parts.append(
+            f"Client ceiling: the same load client against `mqtt_echo --raw` (a responder on the client's own codec, "
+            f"lock create payloads): **{client_ceiling.rps:,.0f} req/s** with the client at "
+            f"{client_ceiling.cpu.client:.0f}% of a core — the load generator is not what limits the rows above.")
+    parts += [f"### Target: {durable} ≥ 60% of the echo ceiling", target_table,
+              "_CPU cost ratio = echo's responder CPU per request ÷ the service's: what the throughput ratio "
+              "would be if each responder had a core to itself (less sensitive to other jobs on the machine)._"]
+    return "\n\n".join(parts), targets
+
+
+# ------------------------------------------------------------------------------------------ trio client
+
+
+class RawMqtt:
+    """One MQTT 3.1.1 client connection on a trio stream (trio sets TCP_NODELAY), QoS 0 only."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.reader = PacketReader()
+        self.pending: deque[tuple[int, bytes]] = deque()
+
+    @classmethod
+    async def open(cls, host: str, port: int, client_id: str, topics: Sequence[tuple[str, int]] = ()) -> RawMqtt:
+        conn = cls(await trio.open_tcp_stream(host, port))
+        await conn.stream.send_all(encode_connect(client_id))
+        first, body = await conn.next_packet()
+        if first >> 4 != CONNACK or len(body) < 2 or body[1] != 0:
+            raise ConnectionError(f"broker refused CONNECT: {first:#x} {body!r}")
+        if topics:
+            await conn.stream.send_all(encode_subscribe(1, topics))
+            first, body = await conn.next_packet()
+            if first >> 4 != SUBACK or any(code >= 0x80 for code in body[2:]):
+                raise ConnectionError(f"broker refused SUBSCRIBE: {first:#x} {body!r}")
+        return conn
+
+    async def fill(self) -> None:
+        """Read once from the socket; whole packets go to `pending`."""
+        data = await self.stream.receive_some(1 << 16)
+        if not data:
+            raise ConnectionError("broker closed the connection")
+        self.pending.extend(self.reader.feed(data))
+
+    async def next_packet(self) -> tuple[int, bytes]:
+        while not self.pending:
+            await self.fill()
+        return self.pending.popleft()
+
+    async def next_publish(self) -> tuple[str, bytes]:
+        while True:
+            first, body = await self.next_packet()
+            if first >> 4 == PUBLISH:
+                return parse_publish(first, body)
+
+    async def aclose(self) -> None:
+        with trio.move_on_after(1) as scope:
+            scope.shield = True
+            try:
+                await self.stream.send_all(DISCONNECT_PACKET)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            await self.stream.aclose()
+
+
+@dataclass
+class Load:
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    lost: int = 0  # requests whose reply did not come within the timeout
+    started: float = 0.0
+    last_reply: float = 0.0
+
+
+@dataclass
+class Requester:
+    """One request in flight at a time, on its own response topic."""
+
+    index: int
+    topic: str
+    seq: int = 0
+    sent: float = 0.0
+
+
+def spread(count: int, connections: int) -> list[list[int]]:
+    """Requester indexes dealt round-robin over `connections` (never more connections than requesters)."""
+    used = max(1, min(count, connections))
+    return [list(range(first, count, used)) for first in range(used)]
+
+
+async def closed_loop(host: str, port: int, operation: str, *, inflight: int, connections: int,
+                      duration: float, tag: str, timeout: float = 10.0) -> Load:
+    """`inflight` requesters, each sending its next request as soon as its reply arrives, for `duration`.
+
+    The requesters share `connections` MQTT connections, one trio task each: every read hands over all
+    the replies that arrived, and the next requests go out in one write. That keeps the client's CPU
+    per request small when it is busy (no task switch or syscall per request).
+    """
+    load = Load()
+    perf_counter = time.perf_counter
+    pid = os.getpid()
+    groups = spread(inflight, connections)
+    conns: list[tuple[RawMqtt, list[Requester]]] = []
+
+    async def connect(number: int, indexes: list[int]) -> None:
+        requesters = [Requester(i, f"bench/replies/{tag}/{pid}/{i}") for i in indexes]
+        conn = await RawMqtt.open(host, port, f"bench-{tag}-{pid}-{number}", [(r.topic, 0) for r in requesters])
+        conns.append((conn, requesters))
+
+    def next_request(requester: Requester) -> bytes:
+        topic, body = build_request(operation, requester.topic, tag, requester.index, requester.seq)
+        return encode_publish(topic, body)
+
+    async def drive(conn: RawMqtt, requesters: list[Requester]) -> None:
+        by_topic = {r.topic: r for r in requesters}
+        out = [next_request(r) for r in requesters]
+        waiting = len(requesters)
+        sent = perf_counter()
+        for requester in requesters:
+            requester.sent = sent
+        await conn.stream.send_all(b"".join(out))
+        while waiting:
+            with trio.move_on_after(timeout) as scope:
+                await conn.fill()
+            if scope.cancelled_caught:
+                load.lost += waiting
+                return
+            now = perf_counter()
+            again: list[Requester] = []
+            while conn.pending:
+                first, body = conn.pending.popleft()
+                if first >> 4 != PUBLISH:
+                    continue
+                topic, payload = parse_publish(first, body)
+                requester = by_topic[topic]
+                load.latencies.append(now - requester.sent)
+                load.statuses[reply_status(payload)] += 1
+                waiting -= 1
+                requester.seq += 1
+                if now < deadline:
+                    again.append(requester)
+            load.last_reply = now
+            if again:
+                out = [next_request(r) for r in again]
+                sent = perf_counter()
+                for requester in again:
+                    requester.sent = sent
+                waiting += len(again)
+                await conn.stream.send_all(b"".join(out))
+
+    async with trio.open_nursery() as nursery:
+        for number, indexes in enumerate(groups):
+            nursery.start_soon(connect, number, indexes)
+    try:
+        load.started = perf_counter()
+        deadline = load.started + duration
+        async with trio.open_nursery() as nursery:
+            for conn, requesters in conns:
+                nursery.start_soon(drive, conn, requesters)
+    finally:
+        for conn, _ in conns:
+            await conn.aclose()
+    return load
+
+
+async def request_once(host: str, port: int, operation: str, *, timeout: float = 1.0,
+                       seed: bool = False) -> bytes | None:
+    """One request on a fresh connection; its reply, or None after `timeout` (nobody answering yet)."""
+    topic_reply = f"bench/replies/probe/{os.getpid()}/{time.monotonic_ns()}"
+    conn = await RawMqtt.open(host, port, f"bench-probe-{time.monotonic_ns()}", [(topic_reply, 0)])
+    try:
+        topic, body = store_seed_request(topic_reply) if seed else build_request(operation, topic_reply, "Q", 0, 0)
+        await conn.stream.send_all(encode_publish(topic, body))
+        with trio.move_on_after(timeout):
+            return (await conn.next_publish())[1]
+        return None
+    finally:
+        await conn.aclose()
+
+
+async def wait_answering(host: str, port: int, process: subprocess.Popen[bytes], limit: float = 60) -> None:
+    """Until an echo request gets a reply (the responder connects to the broker in the background)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"responder exited with {process.returncode} before answering")
+        if await request_once(host, port, "echo", timeout=0.5) is not None:
+            return
+    raise RuntimeError(f"no reply to an MQTT echo request within {limit} s")
+
+
+# ------------------------------------------------------------------------------------------ processes, CPU
+
+
+class Meter:
+    """CPU of the responder, the broker, this process (the client) and the machine over a `with` body."""
+
+    def __init__(self, responder_pid: int, broker_pid: int) -> None:
+        self.pids = (responder_pid, broker_pid)
+
+    def __enter__(self) -> Meter:
+        self._wall = time.perf_counter()
+        self._procs = [h.process_cpu_seconds(pid) for pid in self.pids]
+        self._self = _self_cpu()
+        self._busy = h.machine_cpu_seconds()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._wall
+        responder, broker = (h.process_cpu_seconds(pid) - before
+                             for pid, before in zip(self.pids, self._procs, strict=True))
+        client = _self_cpu() - self._self
+        busy = h.machine_cpu_seconds()[0] - self._busy
+        self.cpu = Cpu(100 * responder / wall, 100 * broker / wall, 100 * client / wall,
+                       max(0.0, 100 * (busy - responder - broker - client) / wall))
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Target:
+    """A responder under test: its process, and the broker it answers through."""
+
+    label: str
+    pid: int
+    broker_pid: int
+    host: str
+    port: int
+
+
+def measure(target: Target, operation: str, args: argparse.Namespace, tag: str) -> Run:
+    with Meter(target.pid, target.broker_pid) as meter:
+        load = trio.run(lambda: closed_loop(target.host, target.port, operation, inflight=args.inflight,
+                                            connections=args.connections, duration=args.duration, tag=tag))
+    seconds = (load.last_reply - load.started) if load.latencies else args.duration
+    run = Run(target.label, operation, len(load.latencies), seconds, dict(load.statuses), load.lost,
+              h.summarize(load.latencies or [float("nan")]), meter.cpu)
+    expected = 200 if target.label.endswith("echo") else OPERATIONS[operation]
+    run.note = problems(run, expected)
+    print(f"  {run.responder:<14} {operation:<12} {run.rps:>8,.0f} req/s  p50 {run.latency.p50:6.2f}  "
+          f"p99 {run.latency.p99:6.2f} ms  {run.responder_us_per_request:5.0f} µs/req  "
+          f"CPU resp/broker/client/other {run.cpu.describe()} %  {run.note}", flush=True)
+    return run
+
+
+def lock_count(target: Target) -> int:
+    reply = trio.run(lambda: request_once(target.host, target.port, "lock query", timeout=10))
+    if reply is None:
+        raise RuntimeError("lock count query got no reply")
+    return int(json.loads(reply)["payload"]["count"])
+
+
+@contextmanager
+def echo_process(broker: Any, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    argv = [sys.executable, "-m", "bench.mqtt_echo", "--host", broker.host, "--port", str(broker.port), *options]
+    log = (broker.workdir / f"echo{'-'.join(options)}.log").open("wb")
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def run_echo(broker: Any, label: str, options: Sequence[str], operations: Sequence[str],
+             args: argparse.Namespace, profiles: dict[str, Path]) -> list[Run]:
+    with echo_process(broker, *options) as process:
+        target = Target(label, process.pid, broker._proc.pid, broker.host, broker.port)
+        trio.run(lambda: wait_answering(broker.host, broker.port, process))
+        print(f"{label}:", flush=True)
+        warm(target, args)
+        runs = [measure(target, op, args, "E") for op in operations]
+        if args.profile and not options:
+            profiles[f"{label}: lock create"] = profile(target, "lock create", args, "EP")
+    return runs
+
+
+def run_service(broker: Any, fsync: str, args: argparse.Namespace, profiles: dict[str, Path]) -> list[Run]:
+    label = f"fsync={fsync}"
+    with tempfile.TemporaryDirectory(prefix="lockstore-mqtt-bench-") as data, h.server(h.lockstore(
+            Path(data), "--fsync", fsync, "--mqtt-url", f"mqtt://{broker.host}:{broker.port}")) as service:
+        target = Target(label, service.process.pid, broker._proc.pid, broker.host, broker.port)
+        trio.run(lambda: wait_answering(broker.host, broker.port, service.process))
+        seeded = trio.run(lambda: request_once(broker.host, broker.port, "", timeout=10, seed=True))
+        if seeded is None or reply_status(seeded) != 201:
+            raise RuntimeError(f"store seed failed: {seeded!r}")
+        print(f"lockstore {label}:", flush=True)
+        warm(target, args)
+        runs = []
+        for operation in OPERATIONS:
+            before = lock_count(target)
+            run = measure(target, operation, args, "C")
+            after = lock_count(target)
+            if operation == "lock remove":
+                extra = f"{before - after:,} of {run.completed:,} removes hit a lock"
+            else:
+                extra = f"{after:,} locks"
+            run.note = f"{run.note} {extra}".strip()
+            runs.append(run)
+        if args.profile and fsync == "always":
+            for operation in OPERATIONS:
+                profiles[f"{label}: {operation}"] = profile(target, operation, args, "PR")
+    return runs
+
+
+def warm(target: Target, args: argparse.Namespace) -> None:
+    if args.warmup > 0:
+        trio.run(lambda: closed_loop(target.host, target.port, "lock create", inflight=args.inflight,
+                                     connections=args.connections, duration=args.warmup, tag="W"))
+
+
+def profile(target: Target, operation: str, args: argparse.Namespace, tag: str) -> Path:
+    """An extra run under py-spy (not one of the measured ones: sampling costs CPU on 2 cores).
+
+    Blocking sampling (py-spy pauses the process for each sample): with --nonblocking, stacks read while
+    the interpreter runs come out torn, and attributing samples to layers needs whole stacks.
+    """
+    name = target.label.replace("=", "-").replace(" ", "-")
+    path = h.RESULTS_DIR / f"profile-mqtt-{name}-{operation.split()[-1]}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    h.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        raise SystemExit(f"--profile needs py-spy: {sys.executable} -m pip install py-spy")
+    spy = subprocess.Popen([exe, "record", "--pid", str(target.pid), "--duration", str(max(1, round(args.duration))),
+                            "--rate", "250", "--format", "raw", "-o", str(path)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # py-spy attaches
+    trio.run(lambda: closed_loop(target.host, target.port, operation, inflight=args.inflight,
+                                 connections=args.connections, duration=args.duration, tag=tag))
+    _, err = spy.communicate(timeout=args.duration + 60)
+    if spy.returncode != 0:
+        raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
+    return path
+
+
+def profile_tables(profiles: dict[str, Path]) -> str:
+    """One table: the share of the responder's samples in each layer, a column per profiled run."""
+    shares = {title: dict(attribute(path.read_text())) for title, path in profiles.items()}
+    labels = [name for name, _ in LAYERS] + ["other"]
+    rows = [(label, *(f"{shares[t].get(label, 0.0) * 100:.1f}%" for t in profiles))
+            for label in labels if any(shares[t].get(label) for t in profiles)]
+    return h.markdown_table(["where the responder's CPU goes (py-spy samples)", *profiles], rows)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.mqtt_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=8, help="seconds per measured run (default 8)")
+    parser.add_argument("--warmup", type=float, default=1, help="seconds of warm-up per responder (default 1)")
+    parser.add_argument("--inflight", type=int, default=64, help="concurrent requesters (default 64)")
+    parser.add_argument("--connections", type=int, default=8,
+                        help="MQTT connections the requesters share (default 8)")
+    parser.add_argument("--no-fsync-never", action="store_true", help="skip the --fsync never comparison")
+    parser.add_argument("--profile", action="store_true",
+                        help="extra runs of the echo and the durable service under py-spy (pip install py-spy)")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                        help="first wait up to S seconds until other jobs use < 25%% of a core (shared machine)")
+    args = parser.parse_args(argv)
+    from tests.mqtt.broker import MosquittoBroker  # the tests' real-broker fixture (set_tcp_nodelay true)
+
+    began = time.perf_counter()
+    if args.wait_quiet:
+        h.wait_until_quiet(args.wait_quiet)
+    note = h.machine_note()
+    print(f"# MQTT benchmark — {note}", flush=True)
+    runs: list[Run] = []
+    profiles: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="lockstore-mqtt-broker-") as workdir:
+        broker = MosquittoBroker(Path(workdir))
+        broker.start()
+        try:
+            [client_ceiling] = run_echo(broker, "raw echo", ["--raw"], ["lock create"], args, profiles)
+            runs += run_echo(broker, "echo", [], list(OPERATIONS), args, profiles)
+            runs += run_service(broker, "always", args, profiles)
+            if not args.no_fsync_never:
+                runs += run_service(broker, "never", args, profiles)
+        finally:
+            broker.stop()
+
+    report, targets = render(runs, client_ceiling, args, note, durable="fsync=always", ceiling="echo")
+    if profiles:
+        report += "\n\n### Profiles (extra runs under py-spy)\n\n" + profile_tables(profiles)
+        for title, path in profiles.items():
+            own, _ = h.summarize_collapsed(path.read_text(), 10)
+            report += f"\n\n**{title}** — own time (the hottest functions)\n\n" + h.markdown_table(
+                ["function", "share"], [(name, f"{share * 100:.1f}%") for name, share in own])
+    print()
+    print(report)
+    out = h.write_results("mqtt", {
+        "machine": note, "args": vars(args), "client_ceiling": client_ceiling.to_json(),
+        "runs": [r.to_json() for r in runs], "targets": targets,
+        "profiles": {k: str(v) for k, v in profiles.items()}, "seconds": time.perf_counter() - began,
+    })
+    print(f"\n_JSON: {out}; whole run {time.perf_counter() - began:.0f} s_")
+
+
+if __name__ == "__main__":
+    main()
