@@ -159,6 +159,31 @@ def summarize_collapsed(
     )
 
 
+def own_by_package(collapsed: str) -> list[tuple[str, float]]:
+    """Own (leaf) time per package, as fractions, largest first: how much is our code (`actors`,
+    `transports`, `wal`) and how much the framework (`hypercorn`, `h11`, `quart`, ...), trio, stdlib."""
+    own: Counter[str] = Counter()
+    for raw_line in collapsed.splitlines():
+        stack, _, count_text = raw_line.rstrip().rpartition(" ")
+        if stack and count_text.isdigit():
+            own[_package(stack.rsplit(";", 1)[-1])] += int(count_text)
+    total = sum(own.values())
+    return [(name, n / total) for name, n in own.most_common()] if total else []
+
+
+def _package(frame: str) -> str:
+    """The top-level package of a frame's file; py-spy gives paths absolute or already shortened
+    (`trio/_core/_run.py`, `contextlib.py`), so the standard library is told by module name."""
+    match = re.match(r".* \((.*):\d+\)$", frame.strip())
+    if not match:
+        return "stdlib" if "<frozen" in frame else "other"
+    path = re.sub(r"^.*?(site-packages/|/lib/python3\.\d+/)", "", match[1]).removeprefix(_REPO)
+    if path.startswith("<"):
+        return "stdlib"
+    top = path.lstrip("/").split("/", 1)[0].removesuffix(".py")
+    return "stdlib" if top in sys.stdlib_module_names or "/lib/python3" in match[1] else top
+
+
 def _short_frame(frame: str) -> str:
     """`func (/long/path/site-packages/pkg/mod.py:12)` → `func (pkg/mod.py)`: one entry per function, not
     per line (a frame's line is wherever it was when sampled); other labels stay as they are."""
@@ -380,8 +405,13 @@ class WrkRun:
     def rps(self) -> float:
         return self.requests / self.seconds
 
+    @property
+    def server_us_per_request(self) -> float:
+        """Server CPU per completed request: unlike req/s, barely moved by other jobs on the machine."""
+        return self.cpu.server / 100 * self.seconds / self.requests * 1e6 if self.requests else math.nan
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "rps": self.rps}
+        return {**asdict(self), "rps": self.rps, "server_us_per_request": self.server_us_per_request}
 
 
 def require_wrk() -> str:
@@ -626,16 +656,21 @@ def py_spy(pid: int, seconds: float, output: Path) -> Iterator[None]:
 
 
 def profile_report(collapsed_file: Path, title: str, top: int = 12) -> str:
-    """Markdown tables of the hottest frames (own time, inclusive time) from a py-spy raw file."""
+    """Markdown tables from a py-spy raw file: own time by package, the hottest functions by own time,
+    and by inclusive time (leaving out the root chain — runpy, main, trio.run — that is in every stack)."""
     if not collapsed_file.exists():
         return f"_{title}: no profile (py-spy missing or failed)_"
-    own, inclusive = summarize_collapsed(collapsed_file.read_text(), top)
-    parts = [f"**{title}** — own time (where the CPU is spent)", ""]
-    parts.append(markdown_table(["frame", "share"], [(name, f"{share * 100:.1f}%") for name, share in own]))
+    collapsed = collapsed_file.read_text()
+    own, inclusive = summarize_collapsed(collapsed, top + 12)
+    if inclusive:
+        root = inclusive[0][1] - 0.01
+        inclusive = [(name, share) for name, share in inclusive if share < root]
+    percent = [(name, f"{share * 100:.1f}%") for name, share in own_by_package(collapsed) if share >= 0.005]
+    parts = [f"**{title}** — own time by package", "", markdown_table(["package", "share"], percent)]
+    parts += ["", f"**{title}** — own time (where the CPU is spent)", ""]
+    parts.append(markdown_table(["function", "share"], [(n, f"{s * 100:.1f}%") for n, s in own[:top]]))
     parts += ["", f"**{title}** — inclusive time", ""]
-    parts.append(
-        markdown_table(["frame", "share"], [(name, f"{share * 100:.1f}%") for name, share in inclusive])
-    )
+    parts.append(markdown_table(["function", "share"], [(n, f"{s * 100:.1f}%") for n, s in inclusive[:top]]))
     return "\n".join(parts)
 
 

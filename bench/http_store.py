@@ -381,6 +381,7 @@ def render(
             "p50 ms",
             "p99 ms",
             "p99.9 ms",
+            "srv CPU µs/req",
             "CPU % srv/wrk/other",
             "note",
         ],
@@ -393,6 +394,7 @@ def render(
                 r.run.latency.p50,
                 r.run.latency.p99,
                 r.run.latency.p999,
+                r.run.server_us_per_request,
                 r.run.cpu.describe(),
                 r.note,
             )

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bench.harness import (
     fmt_number,
     markdown_table,
+    own_by_package,
     percentile,
     summarize,
     summarize_collapsed,
@@ -119,3 +120,24 @@ def test_summarize_collapsed_counts_a_recursive_frame_once_per_stack() -> None:
 
 def test_summarize_collapsed_of_nothing() -> None:
     assert summarize_collapsed("") == ([], [])
+    assert own_by_package("") == []
+
+
+def test_own_by_package_tells_our_code_from_the_framework() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    collapsed = "\n".join(
+        [
+            f"run (/v/site-packages/trio/_core/_run.py:1);apply ({repo}/actors/locks.py:3) 4",
+            "run (trio/_core/_run.py:1);apply (actors/locks.py:3) 1",  # py-spy's own short paths
+            "run (/v/site-packages/trio/_core/_run.py:1);send (/v/site-packages/h11/_connection.py:9) 3",
+            "run (/v/site-packages/trio/_core/_run.py:1);__exit__ (/usr/lib/python3.11/contextlib.py:4) 1",
+            "main (<frozen runpy>:3);helper (collections/__init__.py:2) 1",
+            "run (trio/_core/_run.py:1) 1",
+        ]
+    )
+    assert own_by_package(collapsed) == [
+        ("actors", 5 / 11),
+        ("h11", 3 / 11),
+        ("stdlib", 2 / 11),
+        ("trio", 1 / 11),
+    ]
