@@ -21,7 +21,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8441
     data_dir: str = "./data"
-    authentication_policy: Literal["declared"] = "declared"
+    authentication_policy: Literal["declared", "certificate"] = "declared"
     management_policy: Literal["sysop-only", "whitelist", "disabled"] = "sysop-only"
     management_whitelist: list[str] = msgspec.field(default_factory=list)
     max_page_size: int = 1000
@@ -31,6 +31,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mailbox_capacity: int = 1024
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    tls_client_auth: Literal["none", "optional", "required"] = "none"
     mqtt_url: str | None = None
     mqtt_client_id: str = "lockstore"
     mqtt_username: str | None = None
@@ -38,13 +42,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mqtt_keepalive: int = 30
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
     mqtt_topic_prefix: str = "arrowhead/serviceorchestration"
+    mqtt_tls_ca: str | None = None
+    mqtt_tls_cert: str | None = None
+    mqtt_tls_key: str | None = None
+    mqtt_tls_verify_hostname: bool = True
 
 
 HELP: dict[str, str] = {
     "host": "address the HTTP server binds to",
     "port": "HTTP port (the reference's lock management port is 8441)",
     "data_dir": "directory of the write-ahead log",
-    "authentication_policy": "how callers are identified; 'declared' = Authorization: Bearer SYSTEM//<Name>",
+    "authentication_policy": "how callers are identified; 'declared' = Authorization: Bearer SYSTEM//<Name>; "
+    "'certificate' = the client certificate's CN <System>.<Cloud>.<Org>.<x>.<y> and dnQualifier sy/op (HTTPS), "
+    "or the Base64 PEM certificate in the MQTT authentication field (needs tls_cert, tls_key, tls_ca)",
     "management_policy": "who may call the management services: sysop-only, whitelist or disabled",
     "management_whitelist": "comma-separated system names allowed under the whitelist policy",
     "max_page_size": "largest page a query may ask for; also the default page size",
@@ -54,7 +64,13 @@ HELP: dict[str, str] = {
     "mailbox_capacity": "messages an actor queues before callers wait (backpressure)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "access_log": "log every HTTP request (hypercorn access log)",
-    "mqtt_url": "broker to serve MQTT requests through, e.g. mqtt://127.0.0.1:1883 (unset = MQTT off)",
+    "tls_cert": "PEM certificate (chain) of the service; with tls_key the port serves HTTPS instead of HTTP",
+    "tls_key": "PEM private key of tls_cert (unencrypted)",
+    "tls_ca": "PEM CA certificate(s) that client certificates must come from; also trusted for mqtts:// brokers",
+    "tls_client_auth": "HTTPS client certificates: none (not asked for), optional (asked for, checked if sent) "
+    "or required (the handshake fails without one)",
+    "mqtt_url": "broker to serve MQTT requests through, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883 "
+    "(unset = MQTT off)",
     "mqtt_client_id": "MQTT client id",
     "mqtt_username": "MQTT user name",
     "mqtt_password": "MQTT password",
@@ -62,6 +78,10 @@ HELP: dict[str, str] = {
     "mqtt_protocol": "MQTT version the service speaks to the broker; 5 lets requests use the Response Topic "
     "and Correlation Data properties (3.1.1 clients are served either way)",
     "mqtt_topic_prefix": "prefix of the request topics",
+    "mqtt_tls_ca": "PEM CA certificate(s) for an mqtts:// broker (default: tls_ca, else the system's CAs)",
+    "mqtt_tls_cert": "PEM client certificate for an mqtts:// broker (default: tls_cert)",
+    "mqtt_tls_key": "PEM private key of mqtt_tls_cert (default: tls_key)",
+    "mqtt_tls_verify_hostname": "check that the broker's certificate names the host of mqtt_url",
 }
 
 _LIST_FIELDS = {"management_whitelist"}
