@@ -62,7 +62,8 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = logging.getLogger("lockstore.access") if settings.access_log else None
     config.errorlog = logging.getLogger("lockstore.http")
-    config.graceful_timeout = 5.0  # in-flight requests take ms; hypercorn also waits this long for idle keep-alive connections
+    # In-flight requests take milliseconds; hypercorn also waits this long for idle keep-alive connections.
+    config.graceful_timeout = 5.0
     config.keep_alive_timeout = 30.0
     return config
 
