@@ -287,6 +287,97 @@ def lockstore(data_dir: Path, *options: str) -> list[str]:
     ]
 
 
+# Runs the real CLI after hooking the garbage collector: every collection of generation 1 or 2, and any
+# slower than 1 ms, is appended to a file as `generation milliseconds`. A collection stops the whole
+# process, so on a big table a full (generation 2) one is a latency spike every request in flight sees.
+_GC_LOGGED = """
+import gc, sys, time
+_log, _started = open(sys.argv[1], "a", buffering=1), [0.0]
+def _hook(phase, info):
+    if phase == "start":
+        _started[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _started[0]) * 1e3
+    if info["generation"] or ms > 1:
+        _log.write(f"{info['generation']} {ms:.3f}\\n")
+gc.callbacks.append(_hook)
+sys.argv = ["lockstore", *sys.argv[2:]]
+from transports.cli import main
+main()
+"""
+
+
+def lockstore_gc_logged(data_dir: Path, gc_log: Path, *options: str) -> list[str]:
+    """`lockstore(...)` with its garbage collections logged to `gc_log` (see `GcLog`)."""
+    return [sys.executable, "-c", _GC_LOGGED, str(gc_log), *lockstore(data_dir, *options)[3:]]
+
+
+@dataclass
+class GcStats:
+    """Collections of generations 1 and 2 and their pauses during one run."""
+
+    gen1: int = 0
+    gen2: int = 0
+    gen2_max_ms: float = 0.0
+    max_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def describe(self) -> str:
+        return f"{self.gen2} × {self.gen2_max_ms:.0f}" if self.gen2 else "0"
+
+
+def parse_gc_log(text: str) -> GcStats:
+    stats = GcStats()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        generation, ms = int(parts[0]), float(parts[1])
+        stats.total_ms += ms
+        stats.max_ms = max(stats.max_ms, ms)
+        if generation == 2:
+            stats.gen2 += 1
+            stats.gen2_max_ms = max(stats.gen2_max_ms, ms)
+        elif generation == 1:
+            stats.gen1 += 1
+    return stats
+
+
+class GcLog:
+    """Reads the part of a `lockstore_gc_logged` service's GC log written since `mark()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def mark(self) -> None:
+        self._offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def since_mark(self) -> GcStats:
+        if not self.path.exists():
+            return GcStats()
+        with self.path.open("rb") as log:
+            log.seek(self._offset)
+            return parse_gc_log(log.read().decode())
+
+
+def fsync_latency(directory: Path, count: int = 200, size: int = 200) -> Latency:
+    """How long the disk takes to make a small append durable (fdatasync, as the log does)."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    samples = []
+    try:
+        for _ in range(count):
+            os.write(fd, b"x" * size)
+            began = time.perf_counter()
+            os.fdatasync(fd)
+            samples.append(time.perf_counter() - began)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return summarize(samples)
+
+
 def framework_ceiling(*options: str) -> list[str]:
     return [sys.executable, "-m", "bench.framework_ceiling", "--port", "0", *options]
 

@@ -94,6 +94,7 @@ class Row:
     locks_per_request: int
     run: h.WrkRun
     note: str = ""
+    gc: h.GcStats | None = None
 
     @property
     def locks_per_s(self) -> float:
@@ -108,6 +109,18 @@ class Row:
             "note": self.note,
             **self.run.to_json(),
         }
+
+
+@dataclass
+class HalfLoad:
+    """What the half-load run's latency is made of, besides the framework."""
+
+    disk: h.Latency  # fdatasync of a small append in the data directory, just before the run
+    gc: h.GcStats  # the service's collections during the run
+    locks: int  # table size during the run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fdatasync": self.disk, "gc": self.gc, "locks": self.locks}
 
 
 def lock_count(server: h.Server) -> int:
@@ -138,10 +151,14 @@ def check(row: Row) -> Row:
     return row
 
 
-def run_operations(server: h.Server, label: str, args: argparse.Namespace, *, counts: bool) -> list[Row]:
+def run_operations(
+    server: h.Server, label: str, args: argparse.Namespace, *, counts: bool, gc_log: h.GcLog | None = None
+) -> list[Row]:
     rows = []
     for name, per_request, lua, prefix in OPERATIONS:
         before = lock_count(server) if counts and name.startswith("remove") else 0
+        if gc_log:
+            gc_log.mark()
         run = h.run_wrk(
             server.url,
             lua,
@@ -151,7 +168,7 @@ def run_operations(server: h.Server, label: str, args: argparse.Namespace, *, co
             server_pid=server.process.pid,
             args=[prefix],
         )
-        row = Row(label, name, per_request, run)
+        row = Row(label, name, per_request, run, gc=gc_log.since_mark() if gc_log else None)
         if counts:
             after = lock_count(server)
             if name.startswith("remove"):
@@ -227,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"lockstore {label}:", flush=True)
         with (
             tempfile.TemporaryDirectory(prefix="lockstore-bench-") as data,
-            h.server(h.lockstore(Path(data), "--fsync", fsync)) as service,
+            h.server(h.lockstore_gc_logged(Path(data), Path(data) / "gc.log", "--fsync", fsync)) as service,
         ):
+            gc_log = h.GcLog(Path(data) / "gc.log")
             h.run_wrk(
                 service.url,
                 LUA_CREATE_1,
@@ -238,11 +256,14 @@ def main(argv: list[str] | None = None) -> None:
                 server_pid=service.process.pid,
                 args=["W"],
             )  # warm-up
-            rows += run_operations(service, label, args, counts=True)
+            rows += run_operations(service, label, args, counts=True, gc_log=gc_log)
             if fsync == "always":
                 durable = next(r for r in rows if r.server == label and r.operation == "create ×1")
                 rate = durable.run.rps / 2
                 host, port = service.host_port
+                disk = h.fsync_latency(Path(data))
+                table_size = lock_count(service)
+                gc_log.mark()
                 open_loop["lockstore fsync=always"] = h.run_open_loop(
                     service.process.pid,
                     host,
@@ -252,9 +273,12 @@ def main(argv: list[str] | None = None) -> None:
                     duration=args.open_loop_duration,
                     connections=args.connections,
                 )
+                open_gc = gc_log.since_mark()
+                half_load = HalfLoad(disk, open_gc, table_size)
                 print(
                     f"  open loop at {rate:,.0f} req/s: p99 "
-                    f"{open_loop['lockstore fsync=always'].latency.p99:.2f} ms",
+                    f"{open_loop['lockstore fsync=always'].latency.p99:.2f} ms; full GCs × max ms "
+                    f"{open_gc.describe()}; fdatasync p50 {disk.p50:.2f} ms p99 {disk.p99:.2f} ms",
                     flush=True,
                 )
                 if args.profile:
@@ -271,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
             connections=args.connections,
         )
 
-    report, targets = render(rows, client_ceiling, open_loop, args, note)
+    report, targets = render(rows, client_ceiling, open_loop, half_load, args, note)
     for title, path in profiles.items():
         report += "\n\n" + h.profile_report(path, title)
     print()
@@ -284,6 +308,7 @@ def main(argv: list[str] | None = None) -> None:
             "client_ceiling": client_ceiling,
             "rows": rows,
             "open_loop": open_loop,
+            "half_load": half_load,
             "targets": targets,
             "profiles": {k: str(v) for k, v in profiles.items()},
             "seconds": time.perf_counter() - began,
@@ -316,6 +341,7 @@ def render(
     rows: list[Row],
     client_ceiling: h.WrkRun,
     open_loop: dict[str, h.OpenLoopRun],
+    half_load: HalfLoad,
     args: argparse.Namespace,
     note: str,
 ) -> tuple[str, dict[str, Any]]:
@@ -331,6 +357,7 @@ def render(
             "p99.9 ms",
             "vs bare",
             "srv CPU µs/req",
+            "full GCs × max ms",
             "CPU % srv/wrk/other",
             "note",
         ],
@@ -345,6 +372,7 @@ def render(
                 r.run.latency.p999,
                 f"{r.run.rps / bare[r.operation].run.rps:.2f}×",
                 r.run.server_us_per_request,
+                r.gc.describe() if r.gc else None,
                 r.run.cpu.describe(),
                 r.note,
             )
@@ -417,6 +445,7 @@ def render(
             "p99.9 ms",
             "max ms",
             "send lag p99 ms",
+            "full GCs × max ms",
             "CPU % srv/client/other",
         ],
         [
@@ -430,6 +459,7 @@ def render(
                 run.latency.p999,
                 run.latency.max,
                 run.send_lag.p99,
+                half_load.gc.describe() if name.startswith("lockstore") else None,
                 run.cpu.describe(),
             )
             for name, run in open_loop.items()
@@ -453,6 +483,13 @@ def render(
             f"### Half of saturation, open loop ({args.open_loop_duration:g} s, "
             "latency from the scheduled send time)",
             open_table,
+            f"The durable service held {half_load.locks:,} locks during this run. Disk: fdatasync of a "
+            f"200-byte append in the data directory, measured just before: p50 {half_load.disk.p50:.2f} ms, "
+            f"p99 {half_load.disk.p99:.2f} ms, max {half_load.disk.max:.2f} ms; a durable reply waits for "
+            "the batch being synced, then for its own batch (up to two fsyncs). Full (generation-2) garbage "
+            f"collections during the run: {half_load.gc.gen2}, the longest {half_load.gc.gen2_max_ms:.1f} ms "
+            f"(all collections: {half_load.gc.total_ms:.0f} ms in total); a collection stops every request "
+            "in flight.",
             "### Targets (issue 2)",
             target_table,
         ]

@@ -180,7 +180,7 @@ def preload(server: h.Server, size: int, consumers: int, partial_tag: str) -> Pr
             by_key = {(e.serviceDefinition, e.priority): e.id for e in _decode_created(body).entries}
             pairs += [(by_key[(d, 1)], by_key[(d, 2)]) for d in {d for d, _ in by_key} if (d, 2) in by_key]
         print(
-            f"\r  preload to {size:,}: {min(at + chunk, len(bodies)) * RULES_PER_CONSUMER:,} of {need:,} "
+            f"\r  preload to {size:,}: {min((at + chunk) * RULES_PER_CONSUMER, need):,} of {need:,} "
             "rules "
             f"({time.perf_counter() - began:.0f} s)",
             end="",
@@ -199,9 +199,11 @@ class Row:
     rules_per_request: int
     run: h.WrkRun
     note: str = ""
+    gc: h.GcStats | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "gc": self.gc,
             "size": self.size,
             "operation": self.operation,
             "rules_per_request": self.rules_per_request,
@@ -222,48 +224,50 @@ def query_request(consumers: int, rng: random.Random) -> Any:
 
 
 def measure_size(
-    server: h.Server, loaded: Preload, args: argparse.Namespace, pairs_file: Path, level: int
-) -> tuple[list[Row], h.OpenLoopRun]:
-    rows: list[Row] = []
-    wrk = {
-        "duration": args.duration,
-        "connections": args.connections,
-        "threads": args.threads,
-        "server_pid": server.process.pid,
-    }
+    server: h.Server,
+    loaded: Preload,
+    args: argparse.Namespace,
+    pairs_file: Path,
+    level: int,
+    gc_log: h.GcLog,
+) -> tuple[list[Row], h.OpenLoopRun, h.GcStats]:
     size = loaded.size
-    rows.append(
-        Row(
-            size,
-            "query (consumer, page of 10)",
-            0,
-            h.run_wrk(server.url, LUA_QUERY, **wrk, args=["-", str(loaded.consumers)]),
-            f"{loaded.consumers:,} consumers × {RULES_PER_CONSUMER}",
+    runs = [
+        ("query (consumer, page of 10)", 0, LUA_QUERY, ["-", str(loaded.consumers)]),
+        ("modify-priorities (swap 2)", 2, LUA_MODIFY, ["-", str(pairs_file), str(args.threads)]),
+        ("create ×1", 1, LUA_CREATE_1, [f"New{level}x1T"]),
+        ("create ×100", 100, LUA_CREATE_100, [f"New{level}x100T"]),
+    ]
+    rows: list[Row] = []
+    for name, per_request, lua, script_args in runs:
+        before = rule_count(server) if name.startswith("create") else size
+        gc_log.mark()
+        run = h.run_wrk(
+            server.url,
+            lua,
+            duration=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            server_pid=server.process.pid,
+            args=script_args,
         )
-    )
-    rows.append(
-        Row(
-            size,
-            "modify-priorities (swap 2)",
-            2,
-            h.run_wrk(server.url, LUA_MODIFY, **wrk, args=["-", str(pairs_file), str(args.threads)]),
-        )
-    )
-    for name, per_request, lua in (("create ×1", 1, LUA_CREATE_1), ("create ×100", 100, LUA_CREATE_100)):
-        before = rule_count(server)
-        run = h.run_wrk(server.url, lua, **wrk, args=[f"New{level}{per_request}T"])
-        rows.append(Row(size, name, per_request, run, f"table {before:,} → {rule_count(server):,}"))
-    for row in rows:
+        row = Row(size, name, per_request, run, gc=gc_log.since_mark())
+        if name.startswith("create"):
+            row.note = f"table {before:,} → {rule_count(server):,}"
+        elif name.startswith("query"):
+            row.note = f"{loaded.consumers:,} consumers × {RULES_PER_CONSUMER}"
         bad = {k: v for k, v in row.run.errors.items() if v}
         if bad:
             row.note += f" ERRORS {bad}"
+        rows.append(row)
         print(
             f"  {size:>9,} {row.operation:<30} {row.run.rps:>8,.0f} req/s  "
-            f"p99 {row.run.latency.p99:8.2f} ms  "
+            f"p99 {row.run.latency.p99:8.2f} ms  full GCs × max ms {row.gc.describe() if row.gc else ''}  "
             f"cpu {row.run.cpu.describe()} %  {row.note}",
             flush=True,
         )
     host, port = server.host_port
+    gc_log.mark()
     fixed = h.run_open_loop(
         server.process.pid,
         host,
@@ -273,11 +277,13 @@ def measure_size(
         duration=args.duration,
         connections=16,
     )
+    fixed_gc = gc_log.since_mark()
     print(
-        f"  {size:>9,} query open loop at {args.query_rate:g} req/s: p99 {fixed.latency.p99:.2f} ms",
+        f"  {size:>9,} query open loop at {args.query_rate:g} req/s: p99 {fixed.latency.p99:.2f} ms, "
+        f"full GCs × max ms {fixed_gc.describe()}",
         flush=True,
     )
-    return rows, fixed
+    return rows, fixed, fixed_gc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -313,12 +319,14 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[Row] = []
     preloads: list[Preload] = []
     fixed: dict[int, h.OpenLoopRun] = {}
+    fixed_gc: dict[int, h.GcStats] = {}
     profile: Path | None = None
     rng = random.Random(3)
     with (
         tempfile.TemporaryDirectory(prefix="lockstore-bench-") as data,
-        h.server(h.lockstore(Path(data), "--fsync", args.fsync)) as service,
+        h.server(h.lockstore_gc_logged(Path(data), Path(data) / "gc.log", "--fsync", args.fsync)) as service,
     ):
+        gc_log = h.GcLog(Path(data) / "gc.log")
         consumers = 0
         for level, size in enumerate(sizes):
             loaded = preload(service, size, consumers, str(level))
@@ -328,7 +336,9 @@ def main(argv: list[str] | None = None) -> None:
             pairs = pairs[: len(pairs) - len(pairs) % args.threads]
             pairs_file = Path(data) / f"pairs-{level}.txt"
             pairs_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
-            level_rows, fixed[size] = measure_size(service, loaded, args, pairs_file, level)
+            level_rows, fixed[size], fixed_gc[size] = measure_size(
+                service, loaded, args, pairs_file, level, gc_log
+            )
             rows += level_rows
         if args.profile:
             profile = h.RESULTS_DIR / f"profile-store-query-{time.strftime('%Y%m%d-%H%M%S')}.txt"
@@ -344,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
                     args=["-", str(consumers)],
                 )
         final_rss = h.rss_mib(service.process.pid)
-    report, growth = render(rows, preloads, fixed, args, note, final_rss)
+    report, growth = render(rows, preloads, fixed, fixed_gc, args, note, final_rss)
     if profile is not None:
         report += "\n\n" + h.profile_report(profile, f"profile: store query at {sizes[-1]:,} rules")
     print()
@@ -357,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
             "preloads": preloads,
             "rows": rows,
             "query_open_loop": {str(k): v for k, v in fixed.items()},
+            "query_open_loop_gc": {str(k): v for k, v in fixed_gc.items()},
             "growth": growth,
             "seconds": time.perf_counter() - began,
         },
@@ -368,6 +379,7 @@ def render(
     rows: list[Row],
     preloads: list[Preload],
     fixed: dict[int, h.OpenLoopRun],
+    fixed_gc: dict[int, h.GcStats],
     args: argparse.Namespace,
     note: str,
     final_rss: float,
@@ -382,6 +394,7 @@ def render(
             "p99 ms",
             "p99.9 ms",
             "srv CPU µs/req",
+            "full GCs × max ms",
             "CPU % srv/wrk/other",
             "note",
         ],
@@ -395,6 +408,7 @@ def render(
                 r.run.latency.p99,
                 r.run.latency.p999,
                 r.run.server_us_per_request,
+                r.gc.describe() if r.gc else None,
                 r.run.cpu.describe(),
                 r.note,
             )
@@ -402,7 +416,17 @@ def render(
         ],
     )
     fixed_table = h.markdown_table(
-        ["rules", "rate req/s", "sent", "statuses", "p50 ms", "p99 ms", "p99.9 ms", "max ms"],
+        [
+            "rules",
+            "rate req/s",
+            "sent",
+            "statuses",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "full GCs × max ms",
+        ],
         [
             (
                 size,
@@ -413,6 +437,7 @@ def render(
                 run.latency.p99,
                 run.latency.p999,
                 run.latency.max,
+                fixed_gc[size].describe(),
             )
             for size, run in fixed.items()
         ],

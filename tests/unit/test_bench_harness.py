@@ -12,6 +12,7 @@ from bench.harness import (
     fmt_number,
     markdown_table,
     own_by_package,
+    parse_gc_log,
     percentile,
     summarize,
     summarize_collapsed,
@@ -141,3 +142,13 @@ def test_own_by_package_tells_our_code_from_the_framework() -> None:
         ("stdlib", 2 / 11),
         ("trio", 1 / 11),
     ]
+
+
+def test_parse_gc_log_counts_full_collections_and_pauses() -> None:
+    stats = parse_gc_log("1 2.000\n2 35.500\n0 1.500\n2 12.250\nnot a line\n")
+    assert (stats.gen1, stats.gen2) == (1, 2)
+    assert stats.gen2_max_ms == 35.5
+    assert stats.max_ms == 35.5
+    assert stats.total_ms == 51.25
+    assert stats.describe() == "2 × 36"
+    assert parse_gc_log("").describe() == "0"
