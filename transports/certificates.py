@@ -17,6 +17,8 @@ import base64
 import binascii
 import collections
 import enum
+import functools
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,13 +29,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from transports.errors import ArrowheadError, ExceptionType
-from transports.fields import trim
+from transports.fields import is_blank, trim
 from transports.identity import Requester
 from transports.names import normalize_system_name
 
 SYSTEM_CN_PARTS = 5  # C:`Constants.SYSTEM_CERT_CN_LENGTH`
 CLOUD_CN_PARTS = 4  # C:`Constants.CLOUD_CERT_CN_LENGTH`
 MAX_CHAIN = 5  # certificates walked from a presented certificate up to a trusted one
+
+log = logging.getLogger("lockstore.auth")
 
 
 class ProfileType(enum.Enum):
@@ -270,3 +274,52 @@ class TrustStore:
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------- the policy, per transport
+
+
+@dataclass(frozen=True)
+class CertificatePolicy:
+    """What the certificate policy needs to know: the service's own cloud (from its server certificate's CN,
+    `TestCloud.Company.arrowhead.eu`) and the CAs that certificates inside MQTT requests must come from."""
+
+    cloud_cn: str
+    trust: TrustStore
+
+
+@functools.lru_cache(maxsize=1024)
+def identity_of_pem_chain(chain: tuple[str, ...]) -> CertificateIdentity | None:
+    """HTTPS: the identity in a verified client chain (PEM strings from the ASGI TLS extension). Cached:
+    a keep-alive client sends the same certificate with every request."""
+    try:
+        certificates = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in chain]
+    except ValueError:
+        return None
+    return identity_of_chain(certificates)
+
+
+def authenticate_https(chain: tuple[str, ...], request_url: str, policy: CertificatePolicy) -> Requester:
+    """C:`CertificateFilter`: the TLS handshake has verified the chain; no usable certificate → 401."""
+    identity = identity_of_pem_chain(chain) if chain else None
+    return requester_of(identity, policy.cloud_cn, target=request_url.removesuffix("/"))
+
+
+def authenticate_mqtt_certificate(authentication: str | None, topic: str, policy: CertificatePolicy,
+                                  now: datetime) -> Requester:
+    """C:`CertificateMqttFilter`: `authentication` = Base64 of the PEM certificate, which (beyond the
+    reference) must come from the configured CA and be valid now; 401s name the base topic, 403s the topic."""
+    if authentication is None or is_blank(authentication):
+        raise ArrowheadError("No authentication key has been provided", ExceptionType.AUTH)
+    try:
+        chain = decode_authentication_key(authentication)
+    except InvalidAuthenticationKey:
+        raise ArrowheadError("Invalid authentication key has been provided", ExceptionType.AUTH) from None
+    base_topic = topic[: topic.rfind("/") + 1]
+    try:
+        policy.trust.verify(chain, now)
+    except UntrustedCertificate as error:
+        log.info("MQTT request on %s: %s", topic, error)
+        raise _unauthenticated(base_topic) from None
+    identity = identity_of(chain[0].subject)
+    return requester_of(identity, policy.cloud_cn, target=topic, unauthenticated_target=base_topic)

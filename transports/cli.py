@@ -1,4 +1,5 @@
-"""`lockstore` command line: `lockstore serve [options]`.
+"""`lockstore` command line: `lockstore serve [options]`, and `lockstore certs --out DIR` (throw-away
+test certificates).
 
 Options are generated from transports.config.Settings, so `--help` documents every setting, with the
 environment variable that sets it too.
@@ -46,7 +47,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service (HTTP, and MQTT when --mqtt-url is set)")
     serve.add_argument("--config", type=Path, default=None, help="TOML file with settings (same names)")
     _add_setting_options(serve)
+    certs = commands.add_parser(
+        "certs", help="write a throw-away CA and Arrowhead-style server, system and operator certificates",
+        description="Makes a CA and certificates for trying HTTPS, MQTTS and the certificate policy locally. "
+        "The keys are not encrypted: never use these in production.",
+    )
+    certs.add_argument("--out", type=Path, required=True, help="directory to write the PEM files to")
+    certs.add_argument("--cloud", default="TestCloud", help="local cloud name (default: TestCloud)")
+    certs.add_argument("--organization", default="Company", help="organization name (default: Company)")
+    certs.add_argument("--server-name", default="DynamicServiceOrchestration",
+                       help="system name in the server certificate's CN (default: DynamicServiceOrchestration)")
+    certs.add_argument("--system", default="TemperatureManager",
+                       help="system name of the system client certificate (default: TemperatureManager)")
+    certs.add_argument("--operator", default="Operator",
+                       help="name in the operator (sysop) client certificate (default: Operator)")
+    certs.add_argument("--host", action="append", default=None,
+                       help="a DNS name or IP address the server certificate is valid for; repeatable "
+                       "(default: localhost, 127.0.0.1, ::1)")
+    certs.add_argument("--days", type=int, default=30, help="validity in days (default: 30)")
+    certs.add_argument("--force", action="store_true", help="replace existing files")
     return parser
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from transports.certs_tool import DEFAULT_HOSTS, CertsError, describe, write_bundle
+
+    try:
+        bundle = write_bundle(
+            args.out, cloud=args.cloud, organization=args.organization, server=args.server_name,
+            system=args.system, operator=args.operator, hosts=args.host or DEFAULT_HOSTS, days=args.days,
+            force=args.force,
+        )
+    except CertsError as error:
+        print(f"lockstore: {error}", file=sys.stderr)
+        return 1
+    print(describe(bundle))
+    return 0
 
 
 def _configure_logging(level: str) -> None:
@@ -59,6 +95,8 @@ def _configure_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "certs":
+        return _certs(args)
     cli = {name: getattr(args, name, None) for name in Settings.__struct_fields__}
     env_config = os.environ.get(f"{ENV_PREFIX}CONFIG")
     config_file = args.config or (Path(env_config) if env_config else None)
@@ -69,10 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _configure_logging(settings.log_level)
     if args.command == "serve":
+        from transports.mqtt import MqttUrlError
         from transports.service import run_service
+        from transports.tls import TlsConfigError
 
         try:
             trio.run(run_service, settings)
+        except (TlsConfigError, MqttUrlError) as error:
+            print(f"lockstore: refusing to start: {error}", file=sys.stderr)
+            return 2
         except WalCorruption as error:
             print(f"lockstore: refusing to start: {error}", file=sys.stderr)
             return 1

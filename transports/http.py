@@ -14,7 +14,9 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from transports.certificates import CertificatePolicy, authenticate_https
 from transports.errors import ArrowheadError, ExceptionType
+from transports.https import client_certificate_chain
 from transports.identity import ManagementPolicy, Requester, authenticate_http, authorize_management
 from transports.operations import ECHO_REPLY, Operations, Result
 from transports.query_params import query_list
@@ -40,6 +42,7 @@ _FRAMEWORK_ERRORS = {
 class HttpAccess:
     policy: ManagementPolicy
     whitelist: frozenset[str]
+    certificate: CertificatePolicy | None = None  # None: the declared policy (Authorization header)
 
 
 def _json(status: int, body: bytes) -> Response:
@@ -67,8 +70,14 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
 
+    def identify() -> Requester:
+        if access.certificate is None:
+            return authenticate_http(request.headers.get("Authorization"))
+        chain = tuple(client_certificate_chain(request.scope))
+        return authenticate_https(chain, request.base_url, access.certificate)
+
     def authenticate(management: bool = True) -> Requester:
-        requester = authenticate_http(request.headers.get("Authorization"))
+        requester = identify()
         if management:
             try:
                 authorize_management(requester, access.policy, access.whitelist)
@@ -144,7 +153,7 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
         # credentials is a 401, not a 404.
         if request.path != "/":
             try:
-                authenticate_http(request.headers.get("Authorization"))
+                identify()
             except ArrowheadError as error:
                 return error_response(error)
         status = exception.code or 500

@@ -9,6 +9,7 @@ broker instead of piling up here. Many workers mean one slow request does not ho
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -19,18 +20,24 @@ from transports.mqtt_session import MessageProperties, MqttError, MqttSession, M
 
 log = logging.getLogger("lockstore.mqtt")
 
-DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883}
+DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
+TLS_SCHEMES = frozenset({"mqtts", "ssl"})
 
 
 class MqttUrlError(ValueError):
     pass
 
 
+def uses_tls(url: str) -> bool:
+    """`mqtts://` (or paho's and the reference's `ssl://`) brokers are reached over TLS."""
+    return urlsplit(url).scheme in TLS_SCHEMES
+
+
 def parse_broker_url(url: str) -> tuple[str, int]:
-    """`mqtt://host[:port]` → (host, port)."""
+    """`mqtt://host[:port]` or `mqtts://host[:port]` → (host, port)."""
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise MqttUrlError(f"unsupported MQTT broker URL {url!r}: expected mqtt://host[:port]")
+        raise MqttUrlError(f"unsupported MQTT broker URL {url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
@@ -51,11 +58,16 @@ class MqttServer:
     @classmethod
     def from_url(cls, url: str, dispatcher: MqttDispatcher, *, client_id: str, username: str | None,
                  password: str | None, keepalive: int, protocol: Literal["5", "3.1.1"] = "5",
-                 max_buffered: int = 256, workers: int = 32) -> MqttServer:
+                 max_buffered: int = 256, workers: int = 32, tls: ssl.SSLContext | None = None) -> MqttServer:
+        """`tls` is used for mqtts:// URLs (default: the system's CAs, hostname checked), ignored for mqtt://."""
         host, port = parse_broker_url(url)
+        if not uses_tls(url):
+            tls = None
+        elif tls is None:
+            tls = ssl.create_default_context()
         settings = MqttSettings(
             host=host, port=port, client_id=client_id, username=username, password=password,
-            keepalive=keepalive, protocol=protocol, max_buffered=max_buffered,
+            keepalive=keepalive, protocol=protocol, max_buffered=max_buffered, tls=tls,
             subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
         )
         return cls(settings, dispatcher, workers)

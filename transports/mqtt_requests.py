@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from transports.certificates import CertificatePolicy, authenticate_mqtt_certificate
 from transports.errors import ArrowheadError, ExceptionType, invalid
 from transports.identity import ManagementPolicy, Requester, authenticate_mqtt, authorize_management
 from transports.operations import ECHO_REPLY, Operations, Result, decode_payload
@@ -80,6 +82,7 @@ class Reply:
 class MqttAccess:
     policy: ManagementPolicy
     whitelist: frozenset[str]
+    certificate: CertificatePolicy | None = None  # None: the declared policy (`SYSTEM//<Name>`)
 
 
 _template_decoder = msgspec.json.Decoder(MqttRequestTemplate)
@@ -142,7 +145,7 @@ class MqttDispatcher:
                 _error_reply(invalid(f"Unknown MQTT QoS value: {qos}"), origin, template.traceId, None,
                              response_topic or "", 0, correlation_data))
         try:
-            requester = authenticate_mqtt(template.authentication)
+            requester = self._authenticate(template.authentication, topic)
         except ArrowheadError as error:
             return self._reply_or_none(
                 _error_reply(error, origin, template.traceId, None, response_topic or "", qos, correlation_data))
@@ -186,6 +189,11 @@ class MqttDispatcher:
             return None
         reply = invalid(f"Could not parse request. Reason: {error}")
         return _error_reply(reply, origin, trace_id, None, response_topic, 0, correlation_data)
+
+    def _authenticate(self, authentication: str | None, topic: str) -> Requester:
+        if self.access.certificate is None:
+            return authenticate_mqtt(authentication)
+        return authenticate_mqtt_certificate(authentication, topic, self.access.certificate, datetime.now(UTC))
 
     async def _dispatch(self, name: str, requester: Requester, template: MqttRequestTemplate) -> Result:
         ops = self.operations

@@ -24,12 +24,15 @@ from actors.locks import LockTable
 from actors.records import LocksCreated, LocksRemoved, decode_event
 from actors.store import RuleTable
 from actors.store_actor import StoreActor
+from transports.certificates import CertificatePolicy, cloud_of_server
 from transports.config import Settings
 from transports.http import HttpAccess, create_app
+from transports.https import ClientCertificateScope, TlsHypercornConfig
 from transports.identity import ManagementPolicy, normalize_whitelist
-from transports.mqtt import MqttServer
+from transports.mqtt import MqttServer, uses_tls
 from transports.mqtt_requests import MqttAccess, MqttDispatcher
 from transports.operations import Limits, Operations
+from transports.tls import HttpsSetup, https_setup, mqtt_client_context
 from wal.log import WriteAheadLog
 
 log = logging.getLogger("lockstore")
@@ -57,8 +60,8 @@ def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
             store.apply(event)
 
 
-def _hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
+def _hypercorn_config(settings: Settings, https: HttpsSetup | None = None) -> HypercornConfig:
+    config = TlsHypercornConfig(https.context) if https is not None else HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = logging.getLogger("lockstore.access") if settings.access_log else None
     config.errorlog = logging.getLogger("lockstore.http")
@@ -78,6 +81,13 @@ async def run_service(
     """Run until SIGINT/SIGTERM (or `RunningService.shutdown` is set), then stop in order."""
     clock = clock or SystemClock()
     started = time.perf_counter()
+    # TLS files are checked before anything else: a bad path or key stops start-up with a TlsConfigError.
+    https = https_setup(settings)
+    certificate = None
+    if settings.authentication_policy == "certificate":
+        assert https is not None and https.server_cn is not None and https.trust is not None  # https_setup checks
+        certificate = CertificatePolicy(cloud_of_server(https.server_cn), https.trust)
+    mqtt_tls = mqtt_client_context(settings) if settings.mqtt_url and uses_tls(settings.mqtt_url) else None
     data_dir = Path(settings.data_dir)
     wal, recovery = WriteAheadLog.open(
         data_dir / "wal", fsync=settings.fsync == "always", segment_bytes=settings.segment_bytes
@@ -101,15 +111,19 @@ async def run_service(
         lock_actor, store_actor, clock, Limits(settings.max_page_size, settings.max_batch)
     )
     access = HttpAccess(
-        ManagementPolicy(settings.management_policy), normalize_whitelist(settings.management_whitelist)
+        ManagementPolicy(settings.management_policy), normalize_whitelist(settings.management_whitelist),
+        certificate,
     )
     app = create_app(operations, access)
     mqtt = None
     if settings.mqtt_url:
-        dispatcher = MqttDispatcher(operations, MqttAccess(access.policy, access.whitelist), settings.mqtt_topic_prefix)
+        dispatcher = MqttDispatcher(
+            operations, MqttAccess(access.policy, access.whitelist, certificate), settings.mqtt_topic_prefix
+        )
         mqtt = MqttServer.from_url(
             settings.mqtt_url, dispatcher, client_id=settings.mqtt_client_id, username=settings.mqtt_username,
             password=settings.mqtt_password, keepalive=settings.mqtt_keepalive, protocol=settings.mqtt_protocol,
+            tls=mqtt_tls,
         )
 
     async with trio.open_nursery() as log_nursery:
@@ -124,7 +138,8 @@ async def run_service(
                     edge_nursery.start_soon(_wait_for_signal, running.shutdown, signal_watch)
                 urls = await edge_nursery.start(
                     partial(
-                        hypercorn_serve, app, _hypercorn_config(settings),
+                        hypercorn_serve, ClientCertificateScope(app) if https else app,
+                        _hypercorn_config(settings, https),
                         shutdown_trigger=running.shutdown.wait,
                     )
                 )
