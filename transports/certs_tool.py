@@ -75,15 +75,15 @@ def _san(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
 
 
 def make_ca(cloud: str = DEFAULT_CLOUD, organization: str = DEFAULT_ORGANIZATION, *, days: int = 30,
-            now: datetime | None = None, common_name: str | None = None) -> Issued:
-    """A self-signed local cloud CA."""
+            now: datetime | None = None, common_name: str | None = None, issuer: Issued | None = None) -> Issued:
+    """A local cloud CA: self-signed, or an intermediate signed by `issuer`."""
     now = now or datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = _subject(common_name or f"{cloud}.{organization}.{ROOT_SUFFIX}", ProfileType.LOCAL_CLOUD)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(subject)
+        .issuer_name(issuer.certificate.subject if issuer else subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
@@ -96,7 +96,7 @@ def make_ca(cloud: str = DEFAULT_CLOUD, organization: str = DEFAULT_ORGANIZATION
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(issuer.key if issuer else key, hashes.SHA256())
     )
     return Issued(certificate, key)
 

@@ -29,7 +29,7 @@ from transports.config import Settings
 from transports.http import HttpAccess, create_app
 from transports.https import ClientCertificateScope, TlsHypercornConfig
 from transports.identity import ManagementPolicy, normalize_whitelist
-from transports.mqtt import MqttServer, uses_tls
+from transports.mqtt import MqttServer, parse_broker_url, uses_tls
 from transports.mqtt_requests import MqttAccess, MqttDispatcher
 from transports.operations import Limits, Operations
 from transports.tls import HttpsSetup, https_setup, mqtt_client_context
@@ -87,6 +87,8 @@ async def run_service(
     if settings.authentication_policy == "certificate":
         assert https is not None and https.server_cn is not None and https.trust is not None  # https_setup checks
         certificate = CertificatePolicy(cloud_of_server(https.server_cn), https.trust)
+    if settings.mqtt_url:
+        parse_broker_url(settings.mqtt_url)  # a bad URL is a start-up error too (MqttUrlError)
     mqtt_tls = mqtt_client_context(settings) if settings.mqtt_url and uses_tls(settings.mqtt_url) else None
     data_dir = Path(settings.data_dir)
     wal, recovery = WriteAheadLog.open(
