@@ -9,6 +9,8 @@ next batch: however many requests arrive during one fsync, they share the next o
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -19,6 +21,9 @@ from wal.recovery import Recovery, recover
 from wal.segment import SEGMENT_BYTES, SegmentWriter, ensure_directory, lock_directory
 
 _CLOSED = "write-ahead log unavailable: the log is closed"
+
+# Called in the trio thread after each batch: (frames, bytes, write seconds, fsync seconds). For metrics.
+CommitHook = Callable[[int, int, float, float], None]
 
 
 class WriteAheadLog:
@@ -47,6 +52,7 @@ class WriteAheadLog:
         self.frames_written = 0
         self.bytes_written = 0
         self.batches = 0
+        self.commit_hook: CommitHook | None = None
 
     @classmethod
     def open(
@@ -167,7 +173,7 @@ class WriteAheadLog:
         # being cancelled (the thread cannot be abandoned mid-write anyway).
         with trio.CancelScope(shield=True):
             try:
-                await trio.to_thread.run_sync(self._write_and_sync, data, limiter=self._thread_limiter)
+                timings = await trio.to_thread.run_sync(self._write_and_sync, data, limiter=self._thread_limiter)
             except Exception as exc:
                 self._fail(exc)
                 raise
@@ -178,11 +184,16 @@ class WriteAheadLog:
         if self._fsync:
             self.fsync_count += 1
         done.set()
+        if self.commit_hook is not None:
+            self.commit_hook(len(batch), len(data), *timings)
 
-    def _write_and_sync(self, data: bytes) -> None:
-        """Runs in a worker thread: the only place batches touch the disk."""
+    def _write_and_sync(self, data: bytes) -> tuple[float, float]:
+        """Runs in a worker thread: the only place batches touch the disk. Returns (write, fsync) seconds."""
+        started = time.perf_counter()
         self._writer.append(data)
+        written = time.perf_counter()
         self._writer.sync()
+        return written - started, time.perf_counter() - written
 
     def _fail(self, exc: Exception) -> None:
         # Nothing buffered or in flight can be acknowledged now; the service must stop writing.
