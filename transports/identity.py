@@ -1,7 +1,8 @@
 """Who is calling, and may they use management services (ARROWHEAD-REFERENCE.md §1.2, §1.3).
 
-Declared identity only (`SYSTEM//<Name>`); DECISIONS.md 10 tightens the reference: exactly one `//`
-and a declared name that is a valid SystemName after normalisation, else 401.
+Declared identity (`SYSTEM//<Name>`) here; DECISIONS.md 10 tightens the reference: exactly one `//`
+and a declared name that is a valid SystemName after normalisation, else 401. The `certificate`
+policy lives in transports/certificates.py and yields the same `Requester`.
 """
 
 from __future__ import annotations
