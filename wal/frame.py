@@ -2,7 +2,11 @@
 
 A frame is a 12-byte header followed by the payload::
 
-    <length:u32 LE> <crc32(payload):u32 LE> <crc32(first 8 header bytes):u32 LE> <payload>
+    <kind:4 bits | length:28 bits, u32 LE> <crc32(payload):u32 LE> <crc32(first 8 header bytes):u32 LE> <payload>
+
+The kind says what the payload is: a log record (0, opaque to this module), a commit marker that
+closes a group-commit batch (1), or a file header (2); see wal/batches.py. The header checksum
+covers the kind too.
 
 The header carries its own checksum so that a reader can trust the length before it uses it, and can
 test any byte offset cheaply for "a valid frame starts here". That test is what separates a torn tail
@@ -21,6 +25,13 @@ from typing import Literal
 HEADER_SIZE = 12
 MAX_PAYLOAD = 64 << 20
 """Largest payload a frame may carry; a garbage length above it is damage, not an allocation."""
+
+KIND_RECORD = 0
+KIND_COMMIT = 1
+KIND_HEADER = 2
+_KINDS = (KIND_RECORD, KIND_COMMIT, KIND_HEADER)
+_LENGTH_BITS = 28
+_LENGTH_MASK = (1 << _LENGTH_BITS) - 1
 
 _HEADER = struct.Struct("<III")
 _PREFIX = struct.Struct("<II")
@@ -42,20 +53,23 @@ class Damage:
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
-    """The valid prefix of a buffer: its payloads (with their frame offsets) and where it ends."""
+    """The valid prefix of a buffer: its payloads (with their frame offsets and kinds) and where it ends."""
 
     payloads: list[bytes]
     offsets: list[int]
     valid_end: int
     problem: Damage | None
+    kinds: list[int]
 
 
-def encode_frame(payload: bytes) -> bytes:
+def encode_frame(payload: bytes, kind: int = KIND_RECORD) -> bytes:
     """Frame one payload; raises ValueError if it exceeds MAX_PAYLOAD (a reader would reject it)."""
     size = len(payload)
     if size > MAX_PAYLOAD:
         raise ValueError(f"log payload of {size} bytes exceeds the {MAX_PAYLOAD} byte limit")
-    prefix = _PREFIX.pack(size, _crc32(payload))
+    if kind not in _KINDS:
+        raise ValueError(f"unknown frame kind {kind}")
+    prefix = _PREFIX.pack(size | (kind << _LENGTH_BITS), _crc32(payload))
     return prefix + _CRC.pack(_crc32(prefix)) + payload
 
 
@@ -65,6 +79,7 @@ def scan(buf: bytes | memoryview) -> ScanResult:
     end = len(view)
     payloads: list[bytes] = []
     offsets: list[int] = []
+    kinds: list[int] = []
     unpack = _HEADER.unpack_from
     pos = 0
     problem: Damage | None = None
@@ -73,9 +88,13 @@ def scan(buf: bytes | memoryview) -> ScanResult:
             # Fewer bytes than a header: no frame (valid or not) can follow.
             problem = Damage(pos, f"frame header cut short ({end - pos} of {HEADER_SIZE} bytes)", "torn-tail")
             break
-        size, payload_crc, header_crc = unpack(view, pos)
+        word, payload_crc, header_crc = unpack(view, pos)
         if _crc32(view[pos : pos + 8]) != header_crc:
             problem = _classify(view, pos, pos + 1, "frame header checksum mismatch")
+            break
+        size, kind = word & _LENGTH_MASK, word >> _LENGTH_BITS
+        if kind not in _KINDS:
+            problem = _classify(view, pos, pos + 1, f"unknown frame kind {kind}")
             break
         if size > MAX_PAYLOAD:
             problem = _classify(view, pos, pos + 1, f"frame length {size} exceeds the {MAX_PAYLOAD} byte limit")
@@ -92,8 +111,9 @@ def scan(buf: bytes | memoryview) -> ScanResult:
             break
         payloads.append(payload.tobytes())
         offsets.append(pos)
+        kinds.append(kind)
         pos = stop
-    return ScanResult(payloads, offsets, pos, problem)
+    return ScanResult(payloads, offsets, pos, problem, kinds)
 
 
 def _classify(view: memoryview, offset: int, search_from: int, reason: str) -> Damage:
@@ -126,9 +146,11 @@ def find_valid_frame(buf: bytes | memoryview, start: int) -> int | None:
             if nonzero >= pos + HEADER_SIZE:
                 pos = nonzero - HEADER_SIZE + 1
                 continue
-        size, payload_crc, header_crc = unpack(view, pos)
+        word, payload_crc, header_crc = unpack(view, pos)
+        size = word & _LENGTH_MASK
         if (
             _crc32(view[pos : pos + 8]) == header_crc
+            and word >> _LENGTH_BITS in _KINDS
             and size <= MAX_PAYLOAD
             and pos + HEADER_SIZE + size <= end
             and _crc32(view[pos + HEADER_SIZE : pos + HEADER_SIZE + size]) == payload_crc

@@ -1,8 +1,9 @@
 """Segment files on disk: naming, listing, reading, and the one writer that appends to them.
 
-Every byte the log writes goes through `SegmentWriter.append` and every fsync through
-`SegmentWriter.sync` or `sync_directory`, so that snapshots, segment deletion and failpoints can be
-added in one place. Frames never span segments: a batch is written whole into one file.
+Every byte the log writes goes through `write_all` and every fsync through `fsync_file` or
+`sync_directory`, which is where the failpoints (wal/failpoints.py) sit. Frames never span segments:
+a batch is written whole into one file. A segment is named after the first LSN it may hold
+(`wal-<first LSN, 20 digits>.log`) and starts with a header frame that repeats it (wal/batches.py).
 """
 
 from __future__ import annotations
@@ -12,20 +13,22 @@ import os
 import re
 from pathlib import Path
 
+from wal import failpoints
+from wal.batches import encode_segment_header
 from wal.errors import LogUnavailable
 
 SEGMENT_BYTES = 64 << 20
 LOCK_NAME = "LOCK"
-_SEGMENT_NAME = re.compile(r"wal-(\d{8})\.log")
+_SEGMENT_NAME = re.compile(r"wal-(\d{20})\.log")
 _datasync = os.fdatasync if hasattr(os, "fdatasync") else os.fsync  # size is metadata fdatasync flushes
 
 
-def segment_path(directory: Path, index: int) -> Path:
-    return directory / f"wal-{index:08d}.log"
+def segment_path(directory: Path, first_lsn: int) -> Path:
+    return directory / f"wal-{first_lsn:020d}.log"
 
 
 def list_segments(directory: Path) -> list[tuple[int, Path]]:
-    """(index, path) of every segment file in `directory`, oldest first; other files are ignored."""
+    """(first LSN, path) of every segment file in `directory`, oldest first; other files are ignored."""
     found = []
     for entry in os.scandir(directory):
         match = _SEGMENT_NAME.fullmatch(entry.name)
@@ -51,15 +54,31 @@ def truncate_segment(path: Path, length: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.ftruncate(fd, length)
-        os.fsync(fd)
+        fsync_file(fd, path, length)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        failpoints.hit("io.write")
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fsync_file(fd: int, path: Path, size: int, *, data_only: bool = False) -> None:
+    """fsync (or fdatasync) one file; `size` is its length, for the power-loss test trace."""
+    failpoints.hit("io.fsync")
+    (_datasync if data_only else os.fsync)(fd)
+    failpoints.synced(str(path), size)
 
 
 def sync_directory(directory: Path) -> None:
     """fsync a directory so that files created (or deleted) in it survive a crash."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        failpoints.hit("io.fsync")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -86,23 +105,33 @@ def lock_directory(directory: Path) -> int:
 
 
 class SegmentWriter:
-    """Appends batches of frames to the newest segment, rolling over to a new file when it is full.
+    """Appends batches to the newest segment, rolling over to a new file when it is full, and can
+    cut the files back to the last synced state after a failed write or fsync.
 
     Not thread-safe: the log calls it from one worker thread at a time.
     """
 
-    def __init__(self, directory: Path, index: int, size: int, *, segment_bytes: int, fsync: bool) -> None:
-        """Open segment `index` (creating it if missing) for appending; `size` is its current length."""
+    def __init__(
+        self, directory: Path, first_lsn: int, size: int, last_lsn: int, *, segment_bytes: int, fsync: bool
+    ) -> None:
+        """Append to segment `first_lsn` of `size` bytes (created, with its header, when size is 0);
+        `last_lsn` is the last LSN the log accounts for (the next segment is named after it + 1)."""
         self._directory = directory
         self._segment_bytes = segment_bytes
         self._fsync = fsync
-        self._index = index
+        self._first_lsn = first_lsn
         self._size = size
-        self._fd = self._open(index, create_new=False)
+        self._last_lsn = last_lsn
+        self._fd = -1
+        if size == 0:
+            self._create(first_lsn)
+        else:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._durable = (first_lsn, self._size, last_lsn)
 
     @property
-    def index(self) -> int:
-        return self._index
+    def first_lsn(self) -> int:
+        return self._first_lsn
 
     @property
     def size(self) -> int:
@@ -110,22 +139,42 @@ class SegmentWriter:
 
     @property
     def path(self) -> Path:
-        return segment_path(self._directory, self._index)
+        return segment_path(self._directory, self._first_lsn)
 
-    def append(self, data: bytes) -> None:
-        """Write `data` (whole frames) to the current segment, starting a new one first if it is full."""
-        if self._size > 0 and self._size + len(data) > self._segment_bytes:
+    def append(self, data: bytes, last_lsn: int) -> None:
+        """Write `data` (whole frames ending in a commit for `last_lsn`), rolling over first if full."""
+        if self._size + len(data) > self._segment_bytes and self._size > len(encode_segment_header(1)):
             self._roll()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            self._size += written
-            view = view[written:]
+        self._size += len(data)  # counted before the write: a partial write still needs cutting back
+        write_all(self._fd, data)
+        self._last_lsn = last_lsn
 
     def sync(self) -> None:
         """Make everything appended so far durable (a no-op when fsync is disabled)."""
         if self._fsync:
-            _datasync(self._fd)
+            failpoints.hit("fsync.before")
+            fsync_file(self._fd, self.path, self._size, data_only=True)
+            failpoints.hit("fsync.after")
+        self._durable = (self._first_lsn, self._size, self._last_lsn)
+
+    def reset(self) -> None:
+        """After a failed write or fsync: drop every byte not known durable, reopen, fsync the cut.
+
+        Segments created since the last good sync are removed; the durable one is truncated to its
+        synced length. Raises OSError if the disk still fails (the log then retries later).
+        """
+        self.close()
+        first_lsn, size, last_lsn = self._durable
+        removed = False
+        for segment_first, path in list_segments(self._directory):
+            if segment_first > first_lsn:
+                path.unlink()
+                removed = True
+        if removed:
+            sync_directory(self._directory)
+        truncate_segment(segment_path(self._directory, first_lsn), size)
+        self._first_lsn, self._size, self._last_lsn = first_lsn, size, last_lsn
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -135,21 +184,16 @@ class SegmentWriter:
     def _roll(self) -> None:
         # The previous batch was synced before this one was taken, so the old file is already durable.
         self.close()
-        self._fd = self._open(self._index + 1, create_new=True)
-        self._index += 1
-        self._size = 0
+        self._create(self._last_lsn + 1)
 
-    def _open(self, index: int, *, create_new: bool) -> int:
-        path = segment_path(self._directory, index)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        if create_new:
-            flags |= os.O_EXCL
-        existed = not create_new and path.exists()
-        fd = os.open(path, flags, 0o644)
-        if not existed and self._fsync:
-            try:
-                sync_directory(self._directory)
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
+    def _create(self, first_lsn: int) -> None:
+        """A new segment: header written and synced, directory synced, before any batch goes in."""
+        path = segment_path(self._directory, first_lsn)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._fd, self._first_lsn, self._size = fd, first_lsn, 0
+        header = encode_segment_header(first_lsn)
+        self._size = len(header)
+        write_all(fd, header)
+        if self._fsync:
+            fsync_file(fd, path, self._size)
+            sync_directory(self._directory)

@@ -9,11 +9,11 @@ import trio
 import trio.testing
 
 from actors.records import LocksRemoved, decode_event, encode_event
+from wal.batches import SEGMENT_HEADER_SIZE, parse_segment
 from wal.errors import LogUnavailable
-from wal.frame import scan
 from wal.log import WriteAheadLog
 from wal.recovery import recover
-from wal.segment import segment_path
+from wal.segment import list_segments, segment_path
 
 
 def _payload(n: int) -> bytes:
@@ -21,7 +21,8 @@ def _payload(n: int) -> bytes:
 
 
 def _frames_on_disk(directory: Path) -> int:
-    return len(scan(segment_path(directory, 1).read_bytes()).payloads)
+    """Committed records on disk (records of a batch whose commit frame is not written yet don't count)."""
+    return len(parse_segment(segment_path(directory, 1).read_bytes()).payloads)
 
 
 async def test_group_commit_with_500_concurrent_appenders(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ async def test_group_commit_with_500_concurrent_appenders(tmp_path: Path) -> Non
     assert log.durable_lsn == log.appended_lsn == 500
     assert log.frames_written == 500
     assert 1 <= log.fsync_count == log.batches < 50
-    assert log.bytes_written == segment_path(tmp_path, 1).stat().st_size
+    assert log.bytes_written == segment_path(tmp_path, 1).stat().st_size - SEGMENT_HEADER_SIZE
     replayed = recover(tmp_path).payloads
     assert sorted(decode_event(p).ids[0] for p in replayed) == list(range(500))  # type: ignore[union-attr]
 
@@ -84,14 +85,26 @@ async def test_wait_durable_for_a_covered_lsn_does_not_checkpoint(tmp_path: Path
         await log.aclose()
 
 
-async def test_lsns_count_from_one_in_each_process_lifetime(tmp_path: Path) -> None:
+async def test_lsns_are_persistent_across_restarts(tmp_path: Path) -> None:
     log, _ = WriteAheadLog.open(tmp_path)
     assert [log.append(b"a"), log.append(b"b")] == [1, 2]
     await log.aclose()
     log, recovery = WriteAheadLog.open(tmp_path)
-    assert recovery.payloads == [b"a", b"b"]
-    assert log.append(b"c") == 1
+    assert (recovery.payloads, recovery.lsns, recovery.last_lsn) == ([b"a", b"b"], [1, 2], 2)
+    assert log.append(b"c") == 3
     await log.aclose()
+    log, recovery = WriteAheadLog.open(tmp_path, from_lsn=2)
+    assert (recovery.payloads, recovery.lsns) == ([b"b", b"c"], [2, 3])
+    assert log.append(b"d") == 4
+    await log.aclose()
+
+
+async def test_min_next_lsn_moves_the_numbering_forward(tmp_path: Path) -> None:
+    log, _ = WriteAheadLog.open(tmp_path, min_next_lsn=500, from_lsn=500)
+    assert log.append(b"x") == 500
+    await log.aclose()
+    assert [p.name for _, p in list_segments(tmp_path)] == ["wal-00000000000000000500.log"]
+    assert recover(tmp_path).lsns == [500]
 
 
 async def test_aclose_flushes_pending_waiters_and_refuses_later_appends(tmp_path: Path) -> None:
@@ -161,10 +174,11 @@ async def test_fsync_disabled_still_writes_and_replays(tmp_path: Path) -> None:
     assert recover(tmp_path).payloads == [_payload(n) for n in range(50)]
 
 
-async def test_io_error_fails_waiters_and_appends_and_stops_the_committer(tmp_path: Path) -> None:
-    log, _ = WriteAheadLog.open(tmp_path, segment_bytes=200)
-    # A directory where the next segment must be created: the rollover's open fails for real.
-    segment_path(tmp_path, 2).mkdir()
+async def test_io_error_fails_waiters_refuses_writes_then_repairs_itself(tmp_path: Path) -> None:
+    log, _ = WriteAheadLog.open(tmp_path, segment_bytes=220)
+    # A directory where the next segment must be created: every rollover fails for real until it goes.
+    blocker = segment_path(tmp_path, 2)
+    blocker.mkdir()
     failures: list[str] = []
 
     async def waiter(lsn: int) -> None:
@@ -173,21 +187,32 @@ async def test_io_error_fails_waiters_and_appends_and_stops_the_committer(tmp_pa
         except LogUnavailable as exc:
             failures.append(str(exc))
 
-    with pytest.RaisesGroup(FileExistsError):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(log.run)
-            await log.wait_durable(log.append(b"a" * 150))  # fits in segment 1
-            assert log.durable_lsn == 1
+    async with trio.open_nursery() as nursery:
+        await nursery.start(log.run)
+        await log.wait_durable(log.append(b"a" * 150))  # fits in segment 1
+        assert log.durable_lsn == 1
+        async with trio.open_nursery() as waiters:
             for _ in range(5):
-                nursery.start_soon(waiter, log.append(b"b" * 150))  # needs segment 2
-
-    assert len(failures) == 5
-    assert all(f.startswith("write-ahead log unavailable: [Errno 17]") for f in failures)
-    assert log.durable_lsn == 1
-    with pytest.raises(LogUnavailable, match=r"^write-ahead log unavailable: \[Errno 17\]"):
-        log.append(b"c")
-    with pytest.raises(LogUnavailable):
-        await log.wait_durable(log.appended_lsn)
-    await log.aclose()  # already stopped: returns at once
-    segment_path(tmp_path, 2).rmdir()
-    assert recover(tmp_path).payloads == [b"a" * 150]
+                waiters.start_soon(waiter, log.append(b"b" * 150))  # needs segment 2
+        assert len(failures) == 5
+        assert all(f.startswith("write-ahead log unavailable: [Errno 17]") for f in failures)
+        assert log.failed and not log.available and log.failures == 1
+        assert (log.durable_lsn, log.appended_lsn) == (1, 1)  # readers wait for nothing lost
+        assert all(log.is_lost(lsn) for lsn in range(2, 7)) and not log.is_lost(1)
+        with pytest.raises(LogUnavailable, match=r"^write-ahead log unavailable: \[Errno 17\]"):
+            log.append(b"c")
+        await trio.sleep(0.3)  # several repair attempts fail (the probe needs segment 2 too)
+        assert log.failed and log.retry_delay > 0.05
+        blocker.rmdir()
+        with trio.fail_after(5):
+            while not log.available:
+                await trio.sleep(0.01)
+        lsn = log.append(b"c")
+        assert lsn == 7  # lost LSNs are never reused
+        await log.wait_durable(lsn)
+        with pytest.raises(LogUnavailable):
+            await log.wait_durable(3)
+        await log.wait_durable(1)
+        await log.aclose()
+    replayed = recover(tmp_path)
+    assert (replayed.payloads, replayed.lsns) == ([b"a" * 150, b"c"], [1, 7])
