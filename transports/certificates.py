@@ -20,6 +20,7 @@ import enum
 import functools
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -236,7 +237,7 @@ class TrustStore:
         default_factory=collections.OrderedDict, repr=False
     )
 
-    def verify(self, chain: list[x509.Certificate], now: datetime) -> None:
+    def verify(self, chain: Sequence[x509.Certificate], now: datetime) -> None:
         """Raise UntrustedCertificate unless chain[0] leads to an anchor and everything on the way is valid now."""
         leaf = chain[0]
         key = leaf.fingerprint(hashes.SHA256())
@@ -255,7 +256,7 @@ class TrustStore:
                     f"(valid from {_iso(certificate.not_valid_before_utc)} to {_iso(certificate.not_valid_after_utc)})"
                 )
 
-    def _path(self, leaf: x509.Certificate, intermediates: list[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    def _path(self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
         """leaf, intermediates…, anchor: each one signed by the next."""
         path = [leaf]
         if leaf in self.anchors:
@@ -305,6 +306,12 @@ def authenticate_https(chain: tuple[str, ...], request_url: str, policy: Certifi
     return requester_of(identity, policy.cloud_cn, target=request_url.removesuffix("/"))
 
 
+@functools.lru_cache(maxsize=256)
+def _decode_cached(key: str) -> tuple[x509.Certificate, ...]:
+    """A client sends the same certificate with every request: parse it once (failures are not cached)."""
+    return tuple(decode_authentication_key(key))
+
+
 def authenticate_mqtt_certificate(authentication: str | None, topic: str, policy: CertificatePolicy,
                                   now: datetime) -> Requester:
     """C:`CertificateMqttFilter`: `authentication` = Base64 of the PEM certificate, which (beyond the
@@ -312,7 +319,7 @@ def authenticate_mqtt_certificate(authentication: str | None, topic: str, policy
     if authentication is None or is_blank(authentication):
         raise ArrowheadError("No authentication key has been provided", ExceptionType.AUTH)
     try:
-        chain = decode_authentication_key(authentication)
+        chain = _decode_cached(authentication)
     except InvalidAuthenticationKey:
         raise ArrowheadError("Invalid authentication key has been provided", ExceptionType.AUTH) from None
     base_topic = topic[: topic.rfind("/") + 1]
