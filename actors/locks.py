@@ -99,6 +99,14 @@ class LockTable:
         by_id = self._by_id
         return (by_id[lock_id] for lock_id in self._ids)
 
+    def get(self, lock_id: int) -> Lock | None:
+        return self._by_id.get(lock_id)
+
+    def records(self) -> list[Lock]:
+        """Every held lock in no particular order: a shallow copy cheap enough (a few ms at 10^6) to
+        take inside the actor for a snapshot; the records themselves are immutable."""
+        return list(self._by_id.values())
+
     def get_by_instance(self, service_instance_id: str) -> Lock | None:
         lock_id = self._id_by_instance.get(service_instance_id)
         return None if lock_id is None else self._by_id[lock_id]

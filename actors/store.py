@@ -165,6 +165,11 @@ class RuleTable:
     def get(self, rule_id: str) -> Rule | None:
         return self._rules.get(rule_id)
 
+    def records(self) -> list[Rule]:
+        """Every rule in no particular order: a shallow copy cheap enough to take inside the actor for
+        a snapshot (the records themselves are immutable)."""
+        return list(self._rules.values())
+
     def rules(self) -> Iterator[Rule]:
         """Every rule in id order (deterministic, so equal states give equal snapshots)."""
         rules = self._rules
