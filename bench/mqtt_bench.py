@@ -3,12 +3,16 @@ bare echo responder on the same broker and client library (the transport's ceili
 
     python -m bench.mqtt_bench [--duration 8] [--inflight 64] [--profile]
 
-Load: `--inflight` closed-loop requesters in this one trio process, each on its own MQTT connection
-with its own response topic and one request outstanding at a time (QoS 0 both ways). They speak MQTT
-3.1.1 through the minimal codec below instead of paho: on 2 cores the broker, the responder and the
-client share the CPUs, and paho spends tens of µs of Python per message, CPU that the responder under
-test would lose. Every run reports the client's CPU, and a run against a responder built on the same
-codec (`mqtt_echo --raw`) shows how fast client + broker go on their own.
+Load: `--inflight` closed-loop requesters in this one trio process, each with its own response topic
+and one request outstanding at a time (QoS 0 both ways), sharing `--connections` MQTT connections.
+They speak MQTT 3.1.1 through the minimal codec below instead of paho: on 2 cores the broker, the
+responder and the client share the CPUs, and paho spends ~100+ µs of Python per message, CPU the
+responder under test would lose. Every run reports the client's CPU, and a run against a responder
+built on the same codec (`mqtt_echo --raw`) shows how fast client + broker go on their own.
+
+All responders (the echo, the durable service, the `--fsync never` service) run side by side under
+their own topic prefixes, and each operation is run against each of them in turn: on a shared
+machine, other jobs then weigh on all of them alike.
 
 The codec, request builders and report rendering are pure (tests/unit/test_mqtt_bench.py); the rest
 starts processes and drives sockets.
@@ -27,9 +31,9 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +42,12 @@ import trio
 
 from bench import harness as h
 
-PREFIX = "arrowhead/serviceorchestration"
-LOCK_TOPIC = f"{PREFIX}/orchestration/management/lock/"
-STORE_TOPIC = f"{PREFIX}/orchestration/management/store/"
-ECHO_TOPIC = f"{PREFIX}/monitor/echo"
+# Each responder listens under its own topic prefix, so that all of them can run side by side and
+# their runs can be interleaved: other jobs on a shared machine then weigh on all of them alike.
+PREFIX = "arrowhead/serviceorchestration"  # the service's default; the durable service keeps it
+LOCK_PATH = "/orchestration/management/lock/"
+STORE_PATH = "/orchestration/management/store/"
+ECHO_PATH = "/monitor/echo"
 AUTH = "SYSTEM//Sysop"
 OWNER = "Owner"
 FAR_FUTURE = "2999-01-01T00:00:00Z"
@@ -173,33 +179,36 @@ def request_template(response_topic: str, payload: str | None, trace_id: str, pa
     return ("{" + ",".join(fields) + "}").encode()
 
 
-def build_request(operation: str, response_topic: str, tag: str, requester: int, seq: int) -> tuple[str, bytes]:
+def build_request(operation: str, prefix: str, response_topic: str, tag: str, requester: int,
+                  seq: int) -> tuple[str, bytes]:
     """(topic, body) of request number `seq` of one requester."""
     trace = f"{tag}{requester}x{seq}"
     if operation == "lock create":
         lock = (f'{{"serviceInstanceId":"{instance_id(tag, requester, seq)}","owner":"{OWNER}",'
                 f'"expiresAt":"{FAR_FUTURE}"}}')
-        return LOCK_TOPIC + "create", request_template(response_topic, f'{{"locks":[{lock}]}}', trace)
+        return prefix + LOCK_PATH + "create", request_template(response_topic, f'{{"locks":[{lock}]}}', trace)
     if operation == "lock query":
         payload = f'{{"owners":["{OWNER}"],"pagination":{{"page":0,"size":10}}}}'
-        return LOCK_TOPIC + "query", request_template(response_topic, payload, trace)
+        return prefix + LOCK_PATH + "query", request_template(response_topic, payload, trace)
     if operation == "lock remove":
         payload = f'["{instance_id(tag, requester, seq)}"]'
-        return LOCK_TOPIC + "remove", request_template(response_topic, payload, trace, f'{{"owner":"{OWNER}"}}')
+        params = f'{{"owner":"{OWNER}"}}'
+        return prefix + LOCK_PATH + "remove", request_template(response_topic, payload, trace, params)
     if operation == "store query":
         payload = f'{{"consumerNames":["{STORE_CONSUMER}"]}}'
-        return STORE_TOPIC + "query", request_template(response_topic, payload, trace)
+        return prefix + STORE_PATH + "query", request_template(response_topic, payload, trace)
     if operation == "echo":
-        return ECHO_TOPIC, request_template(response_topic, None, trace)
+        return prefix + ECHO_PATH, request_template(response_topic, None, trace)
     raise ValueError(f"unknown operation {operation!r}")
 
 
-def store_seed_request(response_topic: str) -> tuple[str, bytes]:
+def store_seed_request(prefix: str, response_topic: str) -> tuple[str, bytes]:
     candidates = ",".join(
         f'{{"consumer":"{STORE_CONSUMER}","serviceInstanceId":"Prov{i}|svc|1.0.0","priority":{i}}}'
         for i in range(1, STORE_RULES + 1)
     )
-    return STORE_TOPIC + "create", request_template(response_topic, f'{{"candidates":[{candidates}]}}', "seed")
+    payload = f'{{"candidates":[{candidates}]}}'
+    return prefix + STORE_PATH + "create", request_template(response_topic, payload, "seed")
 
 
 class _Status(msgspec.Struct):
@@ -219,13 +228,14 @@ def reply_status(body: bytes) -> int:
 
 # ------------------------------------------------------------------------------------------ profiles
 
-# Where a sample's time goes, by the first layer (in this order) named anywhere in its stack. Nested
-# layers come before the layers that contain them (a validator runs inside MqttDispatcher.handle).
+# Where the trio thread's time goes, by the first layer (in this order) named anywhere in a sample's
+# stack. Nested layers come before the layers that contain them (validators run inside
+# MqttDispatcher.handle).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lock table query (LockTable.query)", ("LockTable.query (",)),
     ("lock actor: plan, log append, apply (LockActor.run)", ("LockActor.run (",)),
     ("store actor (StoreActor.run)", ("StoreActor.run (",)),
-    ("log committer + fsync thread (wal/log.py)", ("WriteAheadLog.run (", "WorkerThread._work (")),
+    ("log committer, trio side (WriteAheadLog.run)", ("WriteAheadLog.run (",)),
     ("MQTT in: paho read + parse (MqttSession._reader)", ("MqttSession._reader (",)),
     ("MQTT out: paho publish (MqttSession.publish)", ("MqttSession.publish (",)),
     ("MQTT out: socket writes (MqttSession._writer)", ("MqttSession._writer (",)),
@@ -233,28 +243,32 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("request validation (transports/*_requests.py validate_*)", ("validate_",)),
     ("request template decode, auth, reply encode (MqttDispatcher.handle)", ("MqttDispatcher.handle (",)),
     ("worker loop: receive, hand over (MqttServer._worker / echo answer)", ("MqttServer._worker (", ".answer (")),
-    ("trio scheduler, other tasks (under trio.run)", ("unrolled_run (",)),
 )
+TRIO_THREAD = "unrolled_run ("  # in every stack of the thread that runs trio
+REST = "trio scheduler, other tasks"
 
 
-def attribute(collapsed: str, layers: Sequence[tuple[str, Sequence[str]]] = LAYERS) -> list[tuple[str, float]]:
-    """py-spy `--format raw` text → (layer, share of samples), in `layers` order, then 'other'.
+def attribute(
+    collapsed: str, layers: Sequence[tuple[str, Sequence[str]]] = LAYERS, within: str = TRIO_THREAD
+) -> list[tuple[str, float]]:
+    """py-spy `--format raw` text → (layer, share of the samples), in `layers` order, then REST.
 
-    A sample belongs to the first layer one of whose markers occurs in any of its frames.
+    Only stacks containing `within` count: py-spy cannot tell a worker thread blocked in fsync or in
+    its idle wait from a running one (on this VM), so their samples are wall time, not CPU. A sample
+    belongs to the first layer one of whose markers occurs in its stack.
     """
     counts = Counter[str]()
     total = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rstrip().rpartition(" ")
-        if not stack or not count_text.isdigit():
+        if within not in stack or not count_text.isdigit():
             continue
         count = int(count_text)
         total += count
-        label = next((name for name, markers in layers if any(m in stack for m in markers)), "other")
-        counts[label] += count
+        counts[next((name for name, markers in layers if any(m in stack for m in markers)), REST)] += count
     if not total:
         return []
-    order = [name for name, _ in layers] + ["other"]
+    order = [name for name, _ in layers] + [REST]
     return [(name, counts[name] / total) for name in order if counts[name]]
 
 
@@ -355,10 +369,18 @@ def render(runs: Sequence[Run], client_ceiling: Run | None, args: argparse.Names
         table,
     ]
     if client_ceiling is not None:
+        fastest = max((r.rps for r in runs), default=0.0)
+        verdict = ("the load generator is not what limits the rows above" if client_ceiling.rps > 1.5 * fastest
+                   else "**too close to the rows above: the client or the broker may be limiting them**")
+        client_us = client_ceiling.cpu.client / 100 * client_ceiling.seconds / max(1, client_ceiling.completed) * 1e6
         parts.append(
-            f"Client ceiling: the same load client against `mqtt_echo --raw` (a responder on the client's own codec, "
-            f"lock create payloads): **{client_ceiling.rps:,.0f} req/s** with the client at "
-            f"{client_ceiling.cpu.client:.0f}% of a core — the load generator is not what limits the rows above.")
+            f"Client ceiling: the same load client against `mqtt_echo --raw` (a responder on the client's own "
+            f"codec, lock create payloads): **{client_ceiling.rps:,.0f} req/s**, client CPU "
+            f"{client_ceiling.cpu.client:.0f}% of a core ({client_us:.0f} µs/req) — {verdict}.")
+    busy = [r.cpu.others for r in runs]
+    if busy and sum(busy) / len(busy) > 25:
+        parts.append(f"**Other jobs used {sum(busy) / len(busy):.0f}% of a core on average during these runs "
+                     "(column 'other'): absolute numbers are depressed; compare within an operation.**")
     parts += [f"### Target: {durable} ≥ 60% of the echo ceiling", target_table,
               "_CPU cost ratio = echo's responder CPU per request ÷ the service's: what the throughput ratio "
               "would be if each responder had a core to itself (less sensitive to other jobs on the machine)._"]
@@ -443,8 +465,24 @@ def spread(count: int, connections: int) -> list[list[int]]:
     return [list(range(first, count, used)) for first in range(used)]
 
 
-async def closed_loop(host: str, port: int, operation: str, *, inflight: int, connections: int,
-                      duration: float, tag: str, timeout: float = 10.0) -> Load:
+@dataclass(frozen=True)
+class Target:
+    """A responder under test: its process, the broker it answers through, its topic prefix."""
+
+    label: str
+    pid: int
+    broker_pid: int
+    host: str
+    port: int
+    prefix: str
+
+    @property
+    def is_echo(self) -> bool:
+        return self.label.endswith("echo")
+
+
+async def closed_loop(target: Target, operation: str, *, inflight: int, connections: int, duration: float,
+                      tag: str, timeout: float = 10.0) -> Load:
     """`inflight` requesters, each sending its next request as soon as its reply arrives, for `duration`.
 
     The requesters share `connections` MQTT connections, one trio task each: every read hands over all
@@ -454,16 +492,16 @@ async def closed_loop(host: str, port: int, operation: str, *, inflight: int, co
     load = Load()
     perf_counter = time.perf_counter
     pid = os.getpid()
-    groups = spread(inflight, connections)
     conns: list[tuple[RawMqtt, list[Requester]]] = []
 
     async def connect(number: int, indexes: list[int]) -> None:
         requesters = [Requester(i, f"bench/replies/{tag}/{pid}/{i}") for i in indexes]
-        conn = await RawMqtt.open(host, port, f"bench-{tag}-{pid}-{number}", [(r.topic, 0) for r in requesters])
+        conn = await RawMqtt.open(target.host, target.port, f"bench-{tag}-{pid}-{number}",
+                                  [(r.topic, 0) for r in requesters])
         conns.append((conn, requesters))
 
     def next_request(requester: Requester) -> bytes:
-        topic, body = build_request(operation, requester.topic, tag, requester.index, requester.seq)
+        topic, body = build_request(operation, target.prefix, requester.topic, tag, requester.index, requester.seq)
         return encode_publish(topic, body)
 
     async def drive(conn: RawMqtt, requesters: list[Requester]) -> None:
@@ -504,7 +542,7 @@ async def closed_loop(host: str, port: int, operation: str, *, inflight: int, co
                 await conn.stream.send_all(b"".join(out))
 
     async with trio.open_nursery() as nursery:
-        for number, indexes in enumerate(groups):
+        for number, indexes in enumerate(spread(inflight, connections)):
             nursery.start_soon(connect, number, indexes)
     try:
         load.started = perf_counter()
@@ -518,13 +556,16 @@ async def closed_loop(host: str, port: int, operation: str, *, inflight: int, co
     return load
 
 
-async def request_once(host: str, port: int, operation: str, *, timeout: float = 1.0,
-                       seed: bool = False) -> bytes | None:
-    """One request on a fresh connection; its reply, or None after `timeout` (nobody answering yet)."""
-    topic_reply = f"bench/replies/probe/{os.getpid()}/{time.monotonic_ns()}"
-    conn = await RawMqtt.open(host, port, f"bench-probe-{time.monotonic_ns()}", [(topic_reply, 0)])
+async def request_once(target: Target, operation: str, *, timeout: float = 1.0) -> bytes | None:
+    """One request on a fresh connection; its reply, or None after `timeout` (nobody answering yet).
+    `operation` "store seed" creates the store rules the store queries find."""
+    reply_topic = f"bench/replies/probe/{os.getpid()}/{time.monotonic_ns()}"
+    conn = await RawMqtt.open(target.host, target.port, f"bench-probe-{time.monotonic_ns()}", [(reply_topic, 0)])
     try:
-        topic, body = store_seed_request(topic_reply) if seed else build_request(operation, topic_reply, "Q", 0, 0)
+        if operation == "store seed":
+            topic, body = store_seed_request(target.prefix, reply_topic)
+        else:
+            topic, body = build_request(operation, target.prefix, reply_topic, "Q", 0, 0)
         await conn.stream.send_all(encode_publish(topic, body))
         with trio.move_on_after(timeout):
             return (await conn.next_publish())[1]
@@ -533,15 +574,15 @@ async def request_once(host: str, port: int, operation: str, *, timeout: float =
         await conn.aclose()
 
 
-async def wait_answering(host: str, port: int, process: subprocess.Popen[bytes], limit: float = 60) -> None:
+async def wait_answering(target: Target, process: subprocess.Popen[bytes], limit: float = 60) -> None:
     """Until an echo request gets a reply (the responder connects to the broker in the background)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"responder exited with {process.returncode} before answering")
-        if await request_once(host, port, "echo", timeout=0.5) is not None:
+            raise RuntimeError(f"{target.label} exited with {process.returncode} before answering")
+        if await request_once(target, "echo", timeout=0.5) is not None:
             return
-    raise RuntimeError(f"no reply to an MQTT echo request within {limit} s")
+    raise RuntimeError(f"{target.label}: no reply to an MQTT echo request within {limit} s")
 
 
 # ------------------------------------------------------------------------------------------ processes, CPU
@@ -575,101 +616,79 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-@dataclass
-class Target:
-    """A responder under test: its process, and the broker it answers through."""
-
-    label: str
-    pid: int
-    broker_pid: int
-    host: str
-    port: int
+def load_run(target: Target, operation: str, args: argparse.Namespace, tag: str, duration: float) -> Load:
+    return trio.run(lambda: closed_loop(target, operation, inflight=args.inflight, connections=args.connections,
+                                        duration=duration, tag=tag))
 
 
 def measure(target: Target, operation: str, args: argparse.Namespace, tag: str) -> Run:
     with Meter(target.pid, target.broker_pid) as meter:
-        load = trio.run(lambda: closed_loop(target.host, target.port, operation, inflight=args.inflight,
-                                            connections=args.connections, duration=args.duration, tag=tag))
+        load = load_run(target, operation, args, tag, args.duration)
     seconds = (load.last_reply - load.started) if load.latencies else args.duration
     run = Run(target.label, operation, len(load.latencies), seconds, dict(load.statuses), load.lost,
               h.summarize(load.latencies or [float("nan")]), meter.cpu)
-    expected = 200 if target.label.endswith("echo") else OPERATIONS[operation]
-    run.note = problems(run, expected)
-    print(f"  {run.responder:<14} {operation:<12} {run.rps:>8,.0f} req/s  p50 {run.latency.p50:6.2f}  "
-          f"p99 {run.latency.p99:6.2f} ms  {run.responder_us_per_request:5.0f} µs/req  "
-          f"CPU resp/broker/client/other {run.cpu.describe()} %  {run.note}", flush=True)
+    run.note = problems(run, 200 if target.is_echo else OPERATIONS[operation])
     return run
 
 
 def lock_count(target: Target) -> int:
-    reply = trio.run(lambda: request_once(target.host, target.port, "lock query", timeout=10))
+    reply = trio.run(lambda: request_once(target, "lock query", timeout=10))
     if reply is None:
-        raise RuntimeError("lock count query got no reply")
+        raise RuntimeError(f"{target.label}: lock count query got no reply")
     return int(json.loads(reply)["payload"]["count"])
 
 
-@contextmanager
-def echo_process(broker: Any, *options: str) -> Iterator[subprocess.Popen[bytes]]:
-    argv = [sys.executable, "-m", "bench.mqtt_echo", "--host", broker.host, "--port", str(broker.port), *options]
-    log = (broker.workdir / f"echo{'-'.join(options)}.log").open("wb")
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+def show(run: Run) -> None:
+    print(f"  {run.responder:<13} {run.operation:<12} {run.rps:>7,.0f} req/s  p50 {run.latency.p50:6.2f}  "
+          f"p99 {run.latency.p99:6.2f} ms  {run.responder_us_per_request:5.0f} µs/req  "
+          f"CPU resp/broker/client/other {run.cpu.describe()} %  {run.note}", flush=True)
 
 
-def run_echo(broker: Any, label: str, options: Sequence[str], operations: Sequence[str],
-             args: argparse.Namespace, profiles: dict[str, Path]) -> list[Run]:
-    with echo_process(broker, *options) as process:
-        target = Target(label, process.pid, broker._proc.pid, broker.host, broker.port)
-        trio.run(lambda: wait_answering(broker.host, broker.port, process))
-        print(f"{label}:", flush=True)
-        warm(target, args)
-        runs = [measure(target, op, args, "E") for op in operations]
-        if args.profile and not options:
-            profiles[f"{label}: lock create"] = profile(target, "lock create", args, "EP")
-    return runs
+class Processes:
+    """The responders' child processes: started together, stopped (SIGINT, then SIGKILL) together."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        with (self.workdir / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.started.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self.started:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.started.clear()
+
+    def tail(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
 
-def run_service(broker: Any, fsync: str, args: argparse.Namespace, profiles: dict[str, Path]) -> list[Run]:
-    label = f"fsync={fsync}"
-    with tempfile.TemporaryDirectory(prefix="lockstore-mqtt-bench-") as data, h.server(h.lockstore(
-            Path(data), "--fsync", fsync, "--mqtt-url", f"mqtt://{broker.host}:{broker.port}")) as service:
-        target = Target(label, service.process.pid, broker._proc.pid, broker.host, broker.port)
-        trio.run(lambda: wait_answering(broker.host, broker.port, service.process))
-        seeded = trio.run(lambda: request_once(broker.host, broker.port, "", timeout=10, seed=True))
-        if seeded is None or reply_status(seeded) != 201:
-            raise RuntimeError(f"store seed failed: {seeded!r}")
-        print(f"lockstore {label}:", flush=True)
-        warm(target, args)
-        runs = []
-        for operation in OPERATIONS:
-            before = lock_count(target)
-            run = measure(target, operation, args, "C")
-            after = lock_count(target)
-            if operation == "lock remove":
-                extra = f"{before - after:,} of {run.completed:,} removes hit a lock"
-            else:
-                extra = f"{after:,} locks"
-            run.note = f"{run.note} {extra}".strip()
-            runs.append(run)
-        if args.profile and fsync == "always":
-            for operation in OPERATIONS:
-                profiles[f"{label}: {operation}"] = profile(target, operation, args, "PR")
-    return runs
+def echo_argv(host: str, port: int, prefix: str, *options: str) -> list[str]:
+    return [sys.executable, "-m", "bench.mqtt_echo", "--host", host, "--port", str(port), "--prefix", prefix,
+            *options]
+
+
+def service_argv(data_dir: Path, host: str, port: int, prefix: str, fsync: str) -> list[str]:
+    # Each service needs its own MQTT client id: the broker drops a connection when the id reconnects.
+    return [*h.lockstore(data_dir, "--fsync", fsync, "--log-level", "WARNING"),
+            "--mqtt-url", f"mqtt://{host}:{port}", "--mqtt-client-id", f"lockstore-bench-{fsync}",
+            "--mqtt-topic-prefix", prefix]
 
 
 def warm(target: Target, args: argparse.Namespace) -> None:
     if args.warmup > 0:
-        trio.run(lambda: closed_loop(target.host, target.port, "lock create", inflight=args.inflight,
-                                     connections=args.connections, duration=args.warmup, tag="W"))
+        load_run(target, "lock create" if not target.is_echo else "echo", args, "W", args.warmup)
 
 
 def profile(target: Target, operation: str, args: argparse.Namespace, tag: str) -> Path:
@@ -688,24 +707,95 @@ def profile(target: Target, operation: str, args: argparse.Namespace, tag: str) 
                             "--rate", "250", "--format", "raw", "-o", str(path)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)  # py-spy attaches
-    trio.run(lambda: closed_loop(target.host, target.port, operation, inflight=args.inflight,
-                                 connections=args.connections, duration=args.duration, tag=tag))
+    load_run(target, operation, args, tag, args.duration)
     _, err = spy.communicate(timeout=args.duration + 60)
     if spy.returncode != 0:
         raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
     return path
 
 
-def profile_tables(profiles: dict[str, Path]) -> str:
-    """One table: the share of the responder's samples in each layer, a column per profiled run."""
+def profile_tables(profiles: dict[str, Path], runs: Sequence[Run]) -> str:
+    """The trio thread's samples by layer, a column per profiled run, as a share and — scaled by the
+    responder's CPU per request in the measured run of the same operation — as µs per request."""
+    cost = {f"{r.responder}: {r.operation}": r.responder_us_per_request for r in runs}
     shares = {title: dict(attribute(path.read_text())) for title, path in profiles.items()}
-    labels = [name for name, _ in LAYERS] + ["other"]
-    rows = [(label, *(f"{shares[t].get(label, 0.0) * 100:.1f}%" for t in profiles))
+    labels = [name for name, _ in LAYERS] + [REST]
+
+    def cell(title: str, label: str) -> str:
+        share = shares[title].get(label, 0.0)
+        return f"{share * 100:.1f}% · {share * cost[title]:.0f} µs" if title in cost else f"{share * 100:.1f}%"
+
+    rows = [(label, *(cell(t, label) for t in profiles))
             for label in labels if any(shares[t].get(label) for t in profiles)]
-    return h.markdown_table(["where the responder's CPU goes (py-spy samples)", *profiles], rows)
+    rows.append(("total responder CPU per request (measured run)",
+                 *(f"{cost[t]:.0f} µs" if t in cost else "" for t in profiles)))
+    return h.markdown_table(["trio thread samples by layer (share · ≈ µs/req)", *profiles], rows)
 
 
 # ------------------------------------------------------------------------------------------ main
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    pid: int
+
+
+ECHO_PREFIX = "arrowhead/benchmarkechoceiling"  # as long as PREFIX: the same bytes on the wire
+NEVER_PREFIX = "arrowhead/nofsyncorchestration"
+
+
+def client_ceiling(broker: Broker, args: argparse.Namespace, processes: Processes) -> Run:
+    """The load client against a responder on its own light codec: how far client + broker go."""
+    process = processes.start("raw-echo", echo_argv(broker.host, broker.port, ECHO_PREFIX, "--raw"))
+    target = Target("raw echo", process.pid, broker.pid, broker.host, broker.port, ECHO_PREFIX)
+    trio.run(wait_answering, target, process)
+    warm(target, args)
+    run = measure(target, "lock create", args, "R")
+    show(run)
+    processes.stop()
+    return run
+
+
+def start_responders(broker: Broker, args: argparse.Namespace, processes: Processes, data: Path) -> list[Target]:
+    wanted = [("echo", ECHO_PREFIX, None), ("fsync=always", PREFIX, "always")]
+    if not args.no_fsync_never:
+        wanted.append(("fsync=never", NEVER_PREFIX, "never"))
+    targets = []
+    for label, prefix, fsync in wanted:
+        name = label.replace("=", "-")
+        argv = (echo_argv(broker.host, broker.port, prefix) if fsync is None
+                else service_argv(data / name, broker.host, broker.port, prefix, fsync))
+        process = processes.start(name, argv)
+        targets.append((Target(label, process.pid, broker.pid, broker.host, broker.port, prefix), process))
+    for target, process in targets:
+        try:
+            trio.run(wait_answering, target, process)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\n{processes.tail(target.label.replace('=', '-'))}") from None
+        if not target.is_echo:
+            seeded = trio.run(partial(request_once, target, "store seed", timeout=10))
+            if seeded is None or reply_status(seeded) != 201:
+                raise RuntimeError(f"{target.label}: store seed failed: {seeded!r}")
+        warm(target, args)
+    return [target for target, _ in targets]
+
+
+def measure_all(targets: Sequence[Target], args: argparse.Namespace) -> list[Run]:
+    """Each operation against each responder in turn (interleaved, so background load hits all alike)."""
+    runs = []
+    for operation in OPERATIONS:
+        for target in targets:
+            before = 0 if target.is_echo else lock_count(target)
+            run = measure(target, operation, args, "C")
+            if not target.is_echo:
+                after = lock_count(target)
+                extra = (f"{before - after:,} of {run.completed:,} removes hit a lock" if operation == "lock remove"
+                         else f"{after:,} locks")
+                run.note = f"{run.note} {extra}".strip()
+            show(run)
+            runs.append(run)
+    return runs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -728,23 +818,30 @@ def main(argv: list[str] | None = None) -> None:
         h.wait_until_quiet(args.wait_quiet)
     note = h.machine_note()
     print(f"# MQTT benchmark — {note}", flush=True)
-    runs: list[Run] = []
     profiles: dict[str, Path] = {}
-    with tempfile.TemporaryDirectory(prefix="lockstore-mqtt-broker-") as workdir:
-        broker = MosquittoBroker(Path(workdir))
+    with tempfile.TemporaryDirectory(prefix="lockstore-mqtt-bench-") as workdir:
+        broker = MosquittoBroker(Path(workdir) / "broker")
         broker.start()
+        assert broker._proc is not None  # the fixture keeps its process private; we need its pid for CPU
+        endpoint = Broker(broker.host, broker.port, broker._proc.pid)
+        processes = Processes(Path(workdir))
         try:
-            [client_ceiling] = run_echo(broker, "raw echo", ["--raw"], ["lock create"], args, profiles)
-            runs += run_echo(broker, "echo", [], list(OPERATIONS), args, profiles)
-            runs += run_service(broker, "always", args, profiles)
-            if not args.no_fsync_never:
-                runs += run_service(broker, "never", args, profiles)
+            print("client ceiling:", flush=True)
+            ceiling_run = client_ceiling(endpoint, args, processes)
+            print("responders (interleaved runs):", flush=True)
+            targets = start_responders(endpoint, args, processes, Path(workdir))
+            runs = measure_all(targets, args)
+            if args.profile:
+                for target in targets[:2]:
+                    for operation in ["lock create"] if target.is_echo else list(OPERATIONS):
+                        profiles[f"{target.label}: {operation}"] = profile(target, operation, args, "P")
         finally:
+            processes.stop()
             broker.stop()
 
-    report, targets = render(runs, client_ceiling, args, note, durable="fsync=always", ceiling="echo")
+    report, targets_met = render(runs, ceiling_run, args, note, durable="fsync=always", ceiling="echo")
     if profiles:
-        report += "\n\n### Profiles (extra runs under py-spy)\n\n" + profile_tables(profiles)
+        report += "\n\n### Profiles (extra runs under py-spy)\n\n" + profile_tables(profiles, runs)
         for title, path in profiles.items():
             own, _ = h.summarize_collapsed(path.read_text(), 10)
             report += f"\n\n**{title}** — own time (the hottest functions)\n\n" + h.markdown_table(
@@ -752,8 +849,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(report)
     out = h.write_results("mqtt", {
-        "machine": note, "args": vars(args), "client_ceiling": client_ceiling.to_json(),
-        "runs": [r.to_json() for r in runs], "targets": targets,
+        "machine": note, "args": vars(args), "client_ceiling": ceiling_run.to_json(),
+        "runs": [r.to_json() for r in runs], "targets": targets_met,
         "profiles": {k: str(v) for k, v in profiles.items()}, "seconds": time.perf_counter() - began,
     })
     print(f"\n_JSON: {out}; whole run {time.perf_counter() - began:.0f} s_")

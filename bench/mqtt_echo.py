@@ -23,7 +23,6 @@ from bench.mqtt_bench import PUBLISH, RawMqtt, encode_publish, parse_publish
 from transports.mqtt_requests import request_topics
 from transports.mqtt_session import MessageProperties, MqttSession, MqttSettings
 
-PREFIX = "arrowhead/serviceorchestration"
 REPLY = b'{"status":200,"payload":"Got it!"}'
 
 
@@ -89,13 +88,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.mqtt_echo", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--prefix", default="arrowhead/serviceorchestration",
+                        help="topic prefix, as the service's --mqtt-topic-prefix")
     parser.add_argument("--workers", type=int, default=1,
                         help="tasks taking messages from the session (the service uses 32; default 1: bare)")
     parser.add_argument("--protocol", choices=["3.1.1", "5"], default="5", help="as the service (default 5)")
     parser.add_argument("--raw", action="store_true", help="answer with the benchmark's own codec, not paho")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    topics = request_topics(PREFIX)
+    topics = request_topics(args.prefix)
     try:
         if args.raw:
             trio.run(serve_raw, args.host, args.port, topics)

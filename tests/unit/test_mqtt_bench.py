@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -72,12 +73,12 @@ def test_parse_publish_skips_the_packet_id_of_qos_1() -> None:
 
 @pytest.mark.parametrize("operation", [*b.OPERATIONS, "echo"])
 def test_requests_are_arrowhead_templates(operation: str) -> None:
-    topic, body = b.build_request(operation, "bench/replies/x/1", "C", 3, 17)
+    topic, body = b.build_request(operation, "arrowhead/x", "bench/replies/x/1", "C", 3, 17)
     template = json.loads(body)
     assert template["authentication"] == "SYSTEM//Sysop"
     assert template["responseTopic"] == "bench/replies/x/1"
     assert template["qosRequirement"] == 0
-    assert topic.startswith("arrowhead/serviceorchestration/")
+    assert topic.startswith("arrowhead/x/")
     expected = {
         "lock create": ("orchestration/management/lock/create",
                         {"locks": [{"serviceInstanceId": "PCx3x17|svc|1.0.0", "owner": "Owner",
@@ -98,11 +99,12 @@ def test_instance_ids_are_unique_and_plain() -> None:
     assert len(ids) == 2 * 12 * 12
     assert all(i.split("|")[0].isalnum() for i in ids)
     with pytest.raises(ValueError):
-        b.build_request("lock nap", "t", "C", 0, 0)
+        b.build_request("lock nap", "p", "t", "C", 0, 0)
 
 
 def test_store_seed_has_distinct_priorities() -> None:
-    _, body = b.store_seed_request("r")
+    topic, body = b.store_seed_request("p", "r")
+    assert topic == "p/orchestration/management/store/create"
     candidates = json.loads(body)["payload"]["candidates"]
     assert len(candidates) == b.STORE_RULES
     assert len({c["priority"] for c in candidates}) == b.STORE_RULES
@@ -144,20 +146,35 @@ def test_problems_names_wrong_statuses_and_losses() -> None:
         "ERRORS status 400: 2, 3 requesters got no reply")
 
 
-def test_attribute_takes_the_first_layer_named_in_a_stack() -> None:
+def test_attribute_takes_the_first_layer_named_in_a_stack_of_the_trio_thread() -> None:
+    trio_thread = "run (trio/_core/_run.py:1);unrolled_run (trio/_core/_run.py:2)"
+    handle = f"{trio_thread};MqttServer._worker (transports/mqtt.py:9);MqttDispatcher.handle (transports/mqtt_requests.py:1)"
     collapsed = "\n".join([
-        "run (trio/_core/_run.py:1);unrolled_run (trio/_core/_run.py:2);MqttServer._worker (transports/mqtt.py:9);"
-        "MqttDispatcher.handle (transports/mqtt_requests.py:1);validate_create (transports/lock_requests.py:5) 3",
-        "run (trio/_core/_run.py:1);unrolled_run (trio/_core/_run.py:2);MqttServer._worker (transports/mqtt.py:9);"
-        "MqttDispatcher.handle (transports/mqtt_requests.py:1) 2",
-        "run (trio/_core/_run.py:1);unrolled_run (trio/_core/_run.py:2) 4",
-        "Thread.run (threading.py:1) 1",
+        f"{handle};validate_create (transports/lock_requests.py:5) 3",
+        f"{handle} 2",
+        f"{trio_thread} 5",
+        "Thread.run (threading.py:1);WorkerThread._work (trio/_core/_thread_cache.py:211) 40",  # not counted
         "garbage line",
     ])
     assert b.attribute(collapsed) == [
         ("request validation (transports/*_requests.py validate_*)", 0.3),
         ("request template decode, auth, reply encode (MqttDispatcher.handle)", 0.2),
-        ("trio scheduler, other tasks (under trio.run)", 0.4),
-        ("other", 0.1),
+        (b.REST, 0.5),
     ]
     assert b.attribute("") == []
+
+
+def test_render_gives_the_verdict_per_operation() -> None:
+    runs = [_run("echo", "lock create", 4000, 2.0, 50.0), _run("fsync=always", "lock create", 2600, 2.0, 60.0),
+            _run("echo", "lock query", 4000, 2.0, 50.0), _run("fsync=always", "lock query", 1000, 2.0, 90.0)]
+    ceiling = _run("raw echo", "lock create", 20000, 2.0, 20.0)
+    args = argparse.Namespace(inflight=64, duration=2.0)
+    report, targets = b.render(runs, ceiling, args, "test machine", durable="fsync=always", ceiling="echo")
+    assert targets["lock create"]["measured"] == pytest.approx(0.65)
+    assert targets["lock query"]["measured"] == pytest.approx(0.25)
+    assert "met (1.08× target)" in report
+    assert "MISSED (0.42× target)" in report
+    assert "not what limits the rows above" in report
+    close, _ = b.render(runs, _run("raw echo", "lock create", 4000, 2.0, 20.0), args, "m", durable="fsync=always",
+                        ceiling="echo")
+    assert "may be limiting" in close
