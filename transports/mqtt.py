@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
+from time import perf_counter
 from typing import Literal
 from urllib.parse import urlsplit
 
 import trio
 
-from transports.mqtt_requests import MqttDispatcher, request_topics
+from transports.mqtt_requests import MqttDispatcher, Reply, request_topics
 from transports.mqtt_session import MessageProperties, MqttError, MqttSession, MqttSettings
 
 log = logging.getLogger("lockstore.mqtt")
 
 DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
 TLS_SCHEMES = frozenset({"mqtts", "ssl"})
+
+
+# Called after each request: (topic, reply or None, seconds spent handling it). For metrics and the access log.
+RequestHook = Callable[[str, Reply | None, float], None]
 
 
 class MqttUrlError(ValueError):
@@ -52,6 +58,8 @@ class MqttServer:
         self.workers = workers
         self.handled = 0
         self.publish_failures = 0
+        self.handler_errors = 0
+        self.on_request: RequestHook | None = None
         self._stopping = False
         self._receiving: set[trio.CancelScope] = set()  # workers waiting for a message
 
@@ -105,11 +113,21 @@ class MqttServer:
             if waiting.cancelled_caught:
                 return
             props = message.properties
-            reply = await self.dispatcher.handle(
-                message.topic, message.payload,
-                props.response_topic if props else None, props.correlation_data if props else None,
-            )
+            started = perf_counter()
+            try:
+                reply = await self.dispatcher.handle(
+                    message.topic, message.payload,
+                    props.response_topic if props else None, props.correlation_data if props else None,
+                )
+            except Exception:
+                # handle() answers every error itself; this is the last line of defence: one bad message
+                # must never take the worker pool (and with it the service) down.
+                self.handler_errors += 1
+                log.exception("unexpected error handling a message on %s; dropped", message.topic)
+                reply = None
             self.handled += 1
+            if self.on_request is not None:
+                self.on_request(message.topic, reply, perf_counter() - started)
             if reply is None:
                 continue
             properties = MessageProperties(correlation_data=reply.correlation_data) if reply.correlation_data else None

@@ -71,7 +71,7 @@ def decode_payload(raw: bytes | None, wire_type: type[T] | Any) -> T | None:
         decoder = _decoders[wire_type] = msgspec.json.Decoder(wire_type | None, strict=False)
     try:
         return decoder.decode(raw)  # type: ignore[no-any-return]
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, RecursionError) as error:  # RecursionError: nesting deeper than Python's limit
         raise invalid(f"Could not parse payload. Reason: {error}") from None
 
 
