@@ -1,5 +1,5 @@
-"""`lockstore` command line: `lockstore serve [options]`, and `lockstore certs --out DIR` (throw-away
-test certificates).
+"""`lockstore` command line: `lockstore serve [options]`, `lockstore status --url URL` (a running service at a
+glance) and `lockstore certs --out DIR` (throw-away test certificates).
 
 Options are generated from transports.config.Settings, so `--help` documents every setting, with the
 environment variable that sets it too.
@@ -8,7 +8,6 @@ environment variable that sets it too.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -66,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: localhost, 127.0.0.1, ::1)")
     certs.add_argument("--days", type=int, default=30, help="validity in days (default: 30)")
     certs.add_argument("--force", action="store_true", help="replace existing files")
+    status = commands.add_parser("status", help="print a one-screen summary of a running service "
+                                 "(readiness, traffic, latency, log, MQTT)")
+    status.add_argument("--url", default="http://127.0.0.1:8441", help="base URL of the service "
+                        "(default: http://127.0.0.1:8441)")
+    status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer (default: 5)")
+    status.add_argument("--cafile", type=Path, default=None, help="PEM CA certificate(s) to verify an https:// URL")
     return parser
 
 
@@ -85,18 +90,20 @@ def _certs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(settings: Settings) -> None:
+    from transports.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "certs":
         return _certs(args)
+    if args.command == "status":
+        from transports.status import run_status
+
+        return run_status(args.url, timeout=args.timeout, cafile=args.cafile)
     cli = {name: getattr(args, name, None) for name in Settings.__struct_fields__}
     env_config = os.environ.get(f"{ENV_PREFIX}CONFIG")
     config_file = args.config or (Path(env_config) if env_config else None)
@@ -105,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"lockstore: {error}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     if args.command == "serve":
         from transports.mqtt import MqttUrlError
         from transports.service import run_service

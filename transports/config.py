@@ -30,7 +30,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     segment_bytes: int = 64 << 20
     mailbox_capacity: int = 1024
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    access_log: bool = False
+    log_format: Literal["keyvalue", "json"] = "keyvalue"
+    access_log: bool = True
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_ca: str | None = None
@@ -63,7 +64,9 @@ HELP: dict[str, str] = {
     "segment_bytes": "size at which the log starts a new segment file",
     "mailbox_capacity": "messages an actor queues before callers wait (backpressure)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
-    "access_log": "log every HTTP request (hypercorn access log)",
+    "log_format": "log lines as key=value pairs (logfmt) or as JSON objects, one per line",
+    "access_log": "log every HTTP and MQTT request at INFO (request id, traceId, requester, operation, status, "
+    "duration)",
     "tls_cert": "PEM certificate (chain) of the service; with tls_key the port serves HTTPS instead of HTTP",
     "tls_key": "PEM private key of tls_cert (unencrypted)",
     "tls_ca": "PEM CA certificate(s) that client certificates must come from; also trusted for mqtts:// brokers",

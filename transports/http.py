@@ -78,6 +78,7 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
 
     def authenticate(management: bool = True) -> Requester:
         requester = identify()
+        request.scope["lockstore.requester"] = requester.name  # type: ignore[typeddict-unknown-key]  # access log
         if management:
             try:
                 authorize_management(requester, access.policy, access.whitelist)

@@ -29,6 +29,8 @@ from transports.config import Settings
 from transports.http import HttpAccess, create_app
 from transports.https import ClientCertificateScope, TlsHypercornConfig
 from transports.identity import ManagementPolicy, normalize_whitelist
+from transports.logging_setup import redact_url
+from transports.monitor import Monitor, wire_monitor
 from transports.mqtt import MqttServer, parse_broker_url, uses_tls
 from transports.mqtt_requests import MqttAccess, MqttDispatcher
 from transports.operations import Limits, Operations
@@ -48,6 +50,7 @@ class RunningService:
     mqtt: MqttServer | None = None
     shutdown: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)  # set once the log is closed
+    monitor: Monitor | None = None  # metrics and health (transports/monitor.py)
 
 
 def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
@@ -63,7 +66,7 @@ def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
 def _hypercorn_config(settings: Settings, https: HttpsSetup | None = None) -> HypercornConfig:
     config = TlsHypercornConfig(https.context) if https is not None else HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = logging.getLogger("lockstore.access") if settings.access_log else None
+    config.accesslog = None  # the access log is ours (transports/access.py): structured, with the requester
     config.errorlog = logging.getLogger("lockstore.http")
     # In-flight requests take milliseconds; hypercorn also waits this long for idle keep-alive connections.
     config.graceful_timeout = 5.0
@@ -127,28 +130,34 @@ async def run_service(
             password=settings.mqtt_password, keepalive=settings.mqtt_keepalive, protocol=settings.mqtt_protocol,
             tls=mqtt_tls,
         )
+    monitor = wire_monitor(settings, app, wal, lock_actor, store_actor, mqtt)
+    monitor.health.replayed = True
+    monitor.health.replay_detail = f"{recovery.frames} records from {recovery.segments} segment(s)"
 
     async with trio.open_nursery() as log_nursery:
         await log_nursery.start(wal.run)
         async with trio.open_nursery() as actor_nursery:
             await actor_nursery.start(lock_actor.run)
             await actor_nursery.start(store_actor.run)
-            running = RunningService([], operations, wal, mqtt)
+            running = RunningService([], operations, wal, mqtt, monitor=monitor)
+            monitor.health.stopping = running.shutdown.is_set
             async with trio.open_nursery() as edge_nursery:
                 signal_watch = trio.CancelScope()
                 if handle_signals:
                     edge_nursery.start_soon(_wait_for_signal, running.shutdown, signal_watch)
                 urls = await edge_nursery.start(
                     partial(
-                        hypercorn_serve, ClientCertificateScope(app) if https else app,
+                        hypercorn_serve, monitor.observe(ClientCertificateScope(app) if https else app),
                         _hypercorn_config(settings, https),
                         shutdown_trigger=running.shutdown.wait,
                     )
                 )
                 running.http_urls = list(urls)
+                monitor.health.serving = True
                 if mqtt is not None:
                     await edge_nursery.start(mqtt.run)
-                    log.info("serving MQTT through %s (connecting in the background)", settings.mqtt_url)
+                    log.info("serving MQTT through %s (connecting in the background)",
+                             redact_url(settings.mqtt_url or ""))
                 log.info("serving HTTP on %s (ready in %.2f s)", ", ".join(urls), time.perf_counter() - started)
                 task_status.started(running)
                 await running.shutdown.wait()

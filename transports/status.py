@@ -1,0 +1,193 @@
+"""`lockstore status --url URL`: a one-screen summary of a running service, from its own
+`/health/ready` and `/metrics` (nothing the service does not already publish; no identity needed).
+
+Exit status: 0 ready, 1 answering but not ready, 2 not answering.
+The summary is built by pure functions (`summarize`, `histogram_quantile`) from parsed metrics, so it
+is tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@dataclass
+class Scrape:
+    """The samples of one `/metrics` answer, by sample name."""
+
+    samples: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=lambda: defaultdict(list))
+
+    def value(self, name: str, default: float = math.nan, **labels: str) -> float:
+        for sample_labels, value in self.samples.get(name, []):
+            if all(sample_labels.get(key) == wanted for key, wanted in labels.items()):
+                return value
+        return default
+
+    def total(self, name: str, **labels: str) -> float:
+        return sum(value for sample_labels, value in self.samples.get(name, [])
+                   if all(sample_labels.get(key) == wanted for key, wanted in labels.items()))
+
+    def buckets(self, name: str, **labels: str) -> list[tuple[float, float]]:
+        """(upper bound, cumulative count) of a histogram, sorted by bound."""
+        found = []
+        for sample_labels, value in self.samples.get(f"{name}_bucket", []):
+            if all(sample_labels.get(key) == wanted for key, wanted in labels.items()):
+                found.append((float(sample_labels["le"]), value))
+        return sorted(found)
+
+
+def parse_metrics(text: str) -> Scrape:
+    scrape = Scrape()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            scrape.samples[sample.name].append((dict(sample.labels), float(sample.value)))
+    return scrape
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus's histogram_quantile: linear interpolation inside the bucket holding the q-th rank."""
+    if not buckets or buckets[-1][1] <= 0:
+        return math.nan
+    total = buckets[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound  # the +Inf bucket: the highest finite bound is all we know
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def _duration(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds * 1000:.2f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _uptime(seconds: float) -> str:
+    if math.isnan(seconds) or seconds < 0:
+        return "?"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days}d {hours}h {minutes:02d}m" if days else f"{hours}h {minutes:02d}m {secs:02d}s"
+
+
+def _bytes(value: float) -> str:
+    if math.isnan(value):
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _count(value: float) -> str:
+    return "?" if math.isnan(value) else f"{value:.0f}"
+
+
+def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> str:
+    """The one-screen text."""
+    lines = []
+    info = next(iter(scrape.samples.get("lockstore_info", [])), ({}, 0.0))[0]
+    started = scrape.value("lockstore_start_time_seconds")
+    state = "READY" if health.get("status") == "UP" else "NOT READY"
+    lines.append(f"lockstore {info.get('version', '?')} at {url}: {state}   up {_uptime(now - started)}, "
+                 f"fsync {info.get('fsync', '?')}, RSS {_bytes(scrape.value('process_resident_memory_bytes'))}")
+    checks = []
+    for name, check in health.get("checks", {}).items():
+        detail = f" ({check['detail']})" if check.get("detail") else ""
+        checks.append(f"{name} {check.get('status', '?')}{detail}")
+    lines.append("checks:  " + " · ".join(checks))
+    lines.append(
+        f"state:   {_count(scrape.value('lockstore_locks_live'))} locks live "
+        f"({_count(scrape.value('lockstore_locks_expired_total'))} expired and purged so far) · "
+        f"{_count(scrape.value('lockstore_rules_live'))} rules · mailboxes: locks "
+        f"{_count(scrape.value('lockstore_actor_mailbox_depth', actor='locks'))}, store "
+        f"{_count(scrape.value('lockstore_actor_mailbox_depth', actor='store'))}"
+    )
+    batches = scrape.value("lockstore_wal_batch_frames_count")
+    frames = scrape.value("lockstore_wal_frames_total")
+    per_batch = frames / batches if batches and not math.isnan(batches) else math.nan
+    fsync = scrape.buckets("lockstore_wal_fsync_seconds")
+    lines.append(
+        f"log:     {_bytes(scrape.value('lockstore_wal_bytes_total'))} in {_count(frames)} records, "
+        f"{_count(batches)} batches ({'-' if math.isnan(per_batch) else f'{per_batch:.1f}'} records/batch), "
+        f"fsync p50 {_duration(histogram_quantile(0.5, fsync))} p99 {_duration(histogram_quantile(0.99, fsync))}, "
+        f"{_count(scrape.value('lockstore_wal_pending_frames'))} pending"
+    )
+    if "lockstore_mqtt_connected" in scrape.samples:
+        connected = scrape.value("lockstore_mqtt_connected") == 1
+        lines.append(
+            f"mqtt:    {'connected' if connected else 'NOT connected'} · "
+            f"{_count(scrape.value('lockstore_mqtt_reconnects_total'))} reconnects · "
+            f"{_count(scrape.value('lockstore_mqtt_dropped_unparseable_total'))} dropped unparseable · "
+            f"{_count(scrape.value('lockstore_mqtt_publish_failures_total'))} publish failures"
+        )
+    else:
+        lines.append("mqtt:    off")
+    lines.append("")
+    lines.append(f"{'operation':<26}{'transport':<10}{'requests':>10}{'errors':>8}{'p50':>11}{'p99':>11}")
+    totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for labels, value in scrape.samples.get("lockstore_requests_total", []):
+        key = (labels.get("operation", "?"), labels.get("transport", "?"))
+        totals[key][0] += value
+        status = labels.get("status", "")
+        if status.isdigit() and int(status) >= 400:
+            totals[key][1] += value
+    if not totals:
+        lines.append("(no requests yet)")
+    for (operation, transport), (requests, errors) in sorted(totals.items()):
+        buckets = scrape.buckets("lockstore_request_duration_seconds", operation=operation, transport=transport)
+        lines.append(
+            f"{operation:<26}{transport:<10}{requests:>10.0f}{errors:>8.0f}"
+            f"{_duration(histogram_quantile(0.5, buckets)):>11}{_duration(histogram_quantile(0.99, buckets)):>11}"
+        )
+    return "\n".join(lines)
+
+
+def _get(url: str, timeout: float, context: ssl.SSLContext | None) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as error:  # 503 from /health/ready still has the report
+        return int(error.code), error.read()
+
+
+def run_status(url: str, *, timeout: float = 5.0, cafile: Path | None = None) -> int:
+    base = url.rstrip("/")
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None) if base.startswith("https:") else None
+    try:
+        ready_status, ready_body = _get(f"{base}/health/ready", timeout, context)
+        metrics_status, metrics_body = _get(f"{base}/metrics", timeout, context)
+    except (OSError, urllib.error.URLError) as error:
+        print(f"lockstore status: {base} does not answer: {error}", file=sys.stderr)
+        return 2
+    try:
+        health = json.loads(ready_body)
+        if metrics_status != 200:
+            raise ValueError(f"/metrics answered {metrics_status}")
+        scrape = parse_metrics(metrics_body.decode())
+    except ValueError as error:
+        print(f"lockstore status: {base} is not a lockstore service (or an incompatible one): {error}",
+              file=sys.stderr)
+        return 2
+    print(summarize(base, health, scrape, time.time()))
+    return 0 if ready_status == 200 else 1
