@@ -14,10 +14,15 @@ import trio
 from actors.clock import Clock
 from actors.locks import LockTable
 from actors.records import Lock, LockFilter, LocksCreated, LocksRemoved, NewLock, PageRequest, encode_event
+from actors.rollback import UndoLog, undo_lock_event
 from actors.runtime import DurableLog, Mailbox, serve_mailbox
+from actors.snapshots import Capture, capture_locks
+from wal.errors import LogUnavailable
 
 # Re-check the clock at least this often, so a wall-clock jump cannot postpone a purge for long.
 MAX_SLEEP_SECONDS = 30.0
+# While the log refuses writes, retry a due purge this often (not in a busy loop).
+UNAVAILABLE_RETRY_SECONDS = 0.5
 
 
 class LockActor:
@@ -25,7 +30,8 @@ class LockActor:
         self._table = table
         self._log = log
         self._clock = clock
-        self.mailbox = Mailbox(log, mailbox_capacity)
+        self._undo = UndoLog(log)
+        self.mailbox = Mailbox(log, mailbox_capacity, before_each=self._settle)
         self.purged = 0
 
     # ------------------------------------------------------------------ public face (any task)
@@ -45,6 +51,10 @@ class LockActor:
 
     async def count(self) -> int:
         return await self.mailbox.ask(lambda: len(self._table))
+
+    async def capture(self) -> Capture:
+        """The table as of the log's LSN, for a snapshot (a shallow copy: cheap, see actors/snapshots.py)."""
+        return await self.mailbox.ask(lambda: capture_locks(self._table, self._log.appended_lsn))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._purge()  # locks that expired while the service was down
@@ -67,7 +77,11 @@ class LockActor:
         self._commit(event)
         return len(event.ids)
 
+    def _settle(self) -> None:
+        self._undo.settle(self._table.apply)  # type: ignore[arg-type]
+
     def _purge(self) -> int:
+        self._settle()
         earliest = self._table.next_expiry()
         now = self._clock.now()
         if earliest is None or earliest > now:
@@ -75,16 +89,23 @@ class LockActor:
         event = self._table.plan_expire(now)
         if event is None:
             return 0
-        self._commit(event)
+        try:
+            self._commit(event)
+        except LogUnavailable:
+            return 0  # retried once the log takes writes again (see _next_wakeup)
         self.purged += len(event.ids)
         return len(event.ids)
 
     def _commit(self, event: LocksCreated | LocksRemoved) -> None:
         # Append first: if the log refuses (closed or failed), the state is left untouched.
-        self._log.append(encode_event(event))
+        undo = undo_lock_event(self._table, event)
+        lsn = self._log.append(encode_event(event))
         self._table.apply(event)
+        self._undo.record(lsn, undo)
 
     def _next_wakeup(self) -> float:
         earliest = self._table.next_expiry()
         delay = MAX_SLEEP_SECONDS if earliest is None else min(MAX_SLEEP_SECONDS, earliest - self._clock.now())
+        if not self._log.available:
+            delay = max(delay, UNAVAILABLE_RETRY_SECONDS)
         return trio.current_time() + max(0.0, delay)

@@ -15,6 +15,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
+from wal import failpoints
+
 T = TypeVar("T")
 
 
@@ -23,6 +25,17 @@ class DurableLog(Protocol):
 
     @property
     def appended_lsn(self) -> int: ...
+
+    @property
+    def durable_lsn(self) -> int: ...
+
+    @property
+    def available(self) -> bool: ...
+
+    @property
+    def failures(self) -> int: ...
+
+    def is_lost(self, lsn: int) -> bool: ...
 
     def append(self, payload: bytes) -> int: ...
 
@@ -47,8 +60,11 @@ _Envelope = tuple[Callable[[], Any], _Reply[Any]]
 class Mailbox:
     """A bounded queue of messages for one actor task (bounded = backpressure on callers)."""
 
-    def __init__(self, log: DurableLog, capacity: int = 1024) -> None:
+    def __init__(
+        self, log: DurableLog, capacity: int = 1024, before_each: Callable[[], object] | None = None
+    ) -> None:
         self._log = log
+        self._before_each = before_each  # runs in the actor before every message (undo of lost changes)
         self._send, self._receive = trio.open_memory_channel[_Envelope](capacity)
         self.processed = 0
 
@@ -70,6 +86,7 @@ class Mailbox:
             raise ActorStopped("the service is shutting down") from None
         await reply.done.wait()
         await self._log.wait_durable(reply.lsn)
+        failpoints.hit("reply.before")
         if reply.error is not None:
             raise reply.error
         return reply.value  # type: ignore[return-value]
@@ -84,6 +101,8 @@ class Mailbox:
     def run_one(self, envelope: _Envelope) -> None:
         """Execute one message in the calling (actor) task and release its reply."""
         message, reply = envelope
+        if self._before_each is not None:
+            self._before_each()
         try:
             reply.value = message()
         except Exception as error:  # returned to the caller, never kills the actor

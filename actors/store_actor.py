@@ -18,7 +18,9 @@ from actors.records import (
     RulesUpdated,
     encode_event,
 )
+from actors.rollback import UndoLog, undo_rule_event
 from actors.runtime import DurableLog, Mailbox, serve_mailbox
+from actors.snapshots import Capture, capture_rules
 from actors.store import RuleTable
 
 
@@ -39,7 +41,8 @@ class StoreActor:
         self._log = log
         self._clock = clock
         self._new_id = new_id
-        self.mailbox = Mailbox(log, mailbox_capacity)
+        self._undo = UndoLog(log)
+        self.mailbox = Mailbox(log, mailbox_capacity, before_each=self._settle)
 
     async def query(self, rule_filter: RuleFilter, page: PageRequest) -> tuple[list[Rule], int]:
         return await self.mailbox.ask(lambda: self._table.query(rule_filter, page))
@@ -55,6 +58,10 @@ class StoreActor:
 
     async def count(self) -> int:
         return await self.mailbox.ask(lambda: len(self._table))
+
+    async def capture(self) -> Capture:
+        """The rules as of the log's LSN, for a snapshot (a shallow copy: cheap, see actors/snapshots.py)."""
+        return await self.mailbox.ask(lambda: capture_rules(self._table, self._log.appended_lsn))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_mailbox(self.mailbox, task_status=task_status)
@@ -82,6 +89,12 @@ class StoreActor:
         self._commit(event)
         return len(event.ids)
 
+    def _settle(self) -> None:
+        self._undo.settle(self._table.apply)  # type: ignore[arg-type]
+
     def _commit(self, event: RulesCreated | RulesUpdated | RulesRemoved) -> None:
-        self._log.append(encode_event(event))
+        # Append first: if the log refuses (closed or failed), the state is left untouched.
+        undo = undo_rule_event(self._table, event)
+        lsn = self._log.append(encode_event(event))
         self._table.apply(event)
+        self._undo.record(lsn, undo)

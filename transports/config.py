@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_batch: int = 1000
     fsync: Literal["always", "never"] = "always"
     segment_bytes: int = 64 << 20
+    snapshot_every_records: int = 200_000
+    snapshot_every_bytes: int = 64 << 20
     mailbox_capacity: int = 1024
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["keyvalue", "json"] = "keyvalue"
@@ -62,6 +64,9 @@ HELP: dict[str, str] = {
     "max_batch": "most locks / rules one create request may carry",
     "fsync": "'always' = durable group commit before every reply; 'never' = for benchmarks only",
     "segment_bytes": "size at which the log starts a new segment file",
+    "snapshot_every_records": "snapshot both actors once this many records were logged since the last snapshot "
+    "(bounds start-up replay); log segments the snapshots cover are then deleted",
+    "snapshot_every_bytes": "snapshot both actors once this many log bytes were written since the last snapshot",
     "mailbox_capacity": "messages an actor queues before callers wait (backpressure)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "log_format": "log lines as key=value pairs (logfmt) or as JSON objects, one per line",

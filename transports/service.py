@@ -22,6 +22,7 @@ from actors.clock import Clock, SystemClock
 from actors.lock_actor import LockActor
 from actors.locks import LockTable
 from actors.records import LocksCreated, LocksRemoved, decode_event
+from actors.snapshots import Snapshotter, open_state
 from actors.store import RuleTable
 from actors.store_actor import StoreActor
 from transports.certificates import CertificatePolicy, cloud_of_server
@@ -51,6 +52,7 @@ class RunningService:
     shutdown: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)  # set once the log is closed
     monitor: Monitor | None = None  # metrics and health (transports/monitor.py)
+    snapshotter: Snapshotter | None = None  # snapshots + compaction (actors/snapshots.py)
 
 
 def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
@@ -94,18 +96,9 @@ async def run_service(
         parse_broker_url(settings.mqtt_url)  # a bad URL is a start-up error too (MqttUrlError)
     mqtt_tls = mqtt_client_context(settings) if settings.mqtt_url and uses_tls(settings.mqtt_url) else None
     data_dir = Path(settings.data_dir)
-    wal, recovery = WriteAheadLog.open(
-        data_dir / "wal", fsync=settings.fsync == "always", segment_bytes=settings.segment_bytes
-    )
-    if recovery.torn_tail is not None:
-        log.warning("write-ahead log: %s", recovery.torn_tail.describe())
-    locks, store = LockTable(), RuleTable()
-    replay(recovery.payloads, locks, store)
-    recovery.payloads.clear()
-    log.info(
-        "replayed %d records from %d segment(s) (%d bytes) in %.3f s: %d locks, %d rules",
-        recovery.frames, recovery.segments, recovery.bytes, recovery.seconds, len(locks), len(store),
-    )
+    # Snapshots + the log after them (actors/snapshots.py); logs what it loaded and how long it took.
+    state = open_state(data_dir / "wal", fsync=settings.fsync == "always", segment_bytes=settings.segment_bytes)
+    wal, recovery, locks, store = state.wal, state.recovery, state.locks, state.store
     if settings.fsync == "never":
         log.warning("fsync=never: replies do NOT wait for the disk; a crash can lose acknowledged "
                     "changes. Use this for benchmarks only.")
@@ -139,7 +132,13 @@ async def run_service(
         async with trio.open_nursery() as actor_nursery:
             await actor_nursery.start(lock_actor.run)
             await actor_nursery.start(store_actor.run)
-            running = RunningService([], operations, wal, mqtt, monitor=monitor)
+            snapshotter = Snapshotter(
+                data_dir / "wal", wal, [lock_actor.capture, store_actor.capture],
+                every_records=settings.snapshot_every_records, every_bytes=settings.snapshot_every_bytes,
+                fsync=settings.fsync == "always", since_lsn=state.loaded.from_lsn - 1,
+            )
+            await actor_nursery.start(snapshotter.run)
+            running = RunningService([], operations, wal, mqtt, monitor=monitor, snapshotter=snapshotter)
             monitor.health.stopping = running.shutdown.is_set
             async with trio.open_nursery() as edge_nursery:
                 signal_watch = trio.CancelScope()
@@ -166,6 +165,7 @@ async def run_service(
                     mqtt.stop()
                 edge_nursery.cancel_scope.deadline = trio.current_time() + 15.0
             log.info("transports stopped; draining actors")
+            snapshotter.stop()
             lock_actor.mailbox.close()
             store_actor.mailbox.close()
         await wal.aclose()
