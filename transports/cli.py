@@ -71,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: http://127.0.0.1:8441)")
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer (default: 5)")
     status.add_argument("--cafile", type=Path, default=None, help="PEM CA certificate(s) to verify an https:// URL")
+    check = commands.add_parser(
+        "check", help="report which log segments and snapshots are intact (changes nothing)",
+        description="Reads every log segment and snapshot under DATA_DIR/wal. Exit status 0 if all are "
+        "intact. With --repair (service stopped): copy the directory to a backup, then keep the longest valid "
+        "prefix of the log, dropping damaged snapshots and snapshots past the cut.",
+    )
+    check.add_argument("--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)")
+    check.add_argument("--repair", action="store_true", help="repair after making a backup copy")
+    dump = commands.add_parser("dump", help="print snapshot and log records as JSON lines")
+    dump.add_argument("--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)")
     return parser
 
 
@@ -100,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "certs":
         return _certs(args)
+    if args.command in ("check", "dump"):
+        from transports import admin
+
+        if args.command == "check":
+            return admin.check(args.data_dir, do_repair=args.repair)
+        return admin.dump(args.data_dir)
     if args.command == "status":
         from transports.status import run_status
 
