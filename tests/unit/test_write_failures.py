@@ -94,7 +94,7 @@ async def test_injected_errors_at_call_n_once_and_forever(tmp_path: Path, point:
                 await nursery.start(locks.run)
                 await nursery.start(store.run)
                 failpoints.configure(f"{point}={errno_name}@{n}{'+' if forever else ''}")
-                acknowledged, refused = await _workload(locks, store, rng, "a")
+                _, refused = await _workload(locks, store, rng, "a")
                 assert wal.failures >= 1 and refused >= 1, (n, forever)
                 if forever:
                     assert not wal.available
