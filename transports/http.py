@@ -169,6 +169,9 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
             # The rest of the body is still unread on the socket: this connection cannot carry another
             # request, so say so and let the server close it.
             response.headers["Connection"] = "close"
+        valid_methods = getattr(exception, "valid_methods", None)
+        if status == 405 and valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)  # RFC 9110: a 405 lists what is allowed
         return response
 
     @app.errorhandler(Exception)

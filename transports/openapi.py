@@ -260,11 +260,13 @@ def _management_operation(operation: Operation) -> dict[str, Any]:
     if operation.parameters:
         document["parameters"] = [dict(parameter) for parameter in operation.parameters]
     if operation.request is not None:
+        body_schema: dict[str, Any] = {"$ref": REF.format(name=operation.request)}
+        if not operation.request_required:
+            # The decoders take `T | None` (operations.decode_payload): an optional body may be `null`.
+            body_schema = {"anyOf": [body_schema, {"type": "null"}]}
         document["requestBody"] = {
             "required": operation.request_required,
-            "content": {"application/json": {
-                "schema": {"$ref": REF.format(name=operation.request)}, "example": operation.request_example,
-            }},
+            "content": {"application/json": {"schema": body_schema, "example": operation.request_example}},
         }
     return document
 
