@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from transports.certificates import SYSTEM_CN_PARTS, TrustStore, cloud_of_server, split_cn
+from transports.certificates import SYSTEM_CN_PARTS, TrustStore, split_cn
 from transports.config import Settings
 
 log = logging.getLogger("lockstore.tls")
@@ -202,7 +202,6 @@ def https_setup(settings: Settings, now: datetime | None = None) -> HttpsSetup |
                 f"tls_cert {settings.tls_cert}: authentication_policy 'certificate' needs a server certificate whose "
                 f"CN is <System>.<Cloud>.<Organization>.<x>.<y> (it tells the service its cloud); its CN is {cn!r}"
             )
-        cloud_of_server(cn)
     context = server_context(settings.tls_cert, settings.tls_key, settings.tls_ca, settings.tls_client_auth)
     return HttpsSetup(context, chain, trust)
 
