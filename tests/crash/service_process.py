@@ -13,12 +13,15 @@ import trio
 LOCKSTORE = [sys.executable, "-m", "transports.cli"]
 
 
-async def start(data_dir: Path, *extra: str) -> tuple[trio.Process, str]:
-    """Spawn the service on a free port; return the process and its base URL once it serves."""
+async def start(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[trio.Process, str]:
+    """Spawn the service on a free port; return the process and its base URL once it serves.
+
+    `env` adds variables (e.g. LOCKSTORE_FAILPOINTS, see wal/failpoints.py).
+    """
     process = await trio.lowlevel.open_process(
         [*LOCKSTORE, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     assert process.stderr is not None
     seen = b""
