@@ -41,7 +41,8 @@ def build(directory: Path, records: int, tail: int) -> None:
     locks = [Lock(i, f"provider{i % 1000}|service{i}|1.0.0", f"Owner{i % 5000}", 4_000_000_000 + i % 86400)
              for i in range(1, locks_n + 1)]
     rules = [Rule(str(uuid.UUID(int=i * 7919 + 1)), f"Consumer{i % 20000}", f"service{i % 500}",
-                  f"Provider{i % 300}|service{i % 500}|1.0.0", i // 20000 + 1, "Sysop", "Sysop", 1_700_000_000, 1_700_000_000)
+                  f"Provider{i % 300}|service{i % 500}|1.0.0", i // 20000 + 1, "Sysop", "Sysop",
+                  1_700_000_000, 1_700_000_000)
              for i in range(records - locks_n)]
     log, _ = WriteAheadLog.open(directory, min_next_lsn=10, from_lsn=10)
     trio.run(log.aclose)
