@@ -11,12 +11,15 @@ Two kinds of numbers:
 
 Both are exposed through one custom collector on a registry of the service's own (several services
 can live in one process, e.g. in tests), with prometheus-client's process collector beside it.
-Snapshot age and duration (issue 5) are not here yet: the log has no snapshots so far. TODO(issue 5).
+Snapshots: count, in progress, how long the last capture held an actor, and the age of the newest
+snapshot file per actor (its mtime, at scrape). Snapshot duration is not exposed yet: the snapshotter
+only logs it. TODO: `Snapshotter.last_seconds` (and then `lockstore_snapshot_duration_seconds`).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -29,7 +32,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from actors.lock_actor import LockActor
+    from actors.snapshots import Snapshotter
     from actors.store_actor import StoreActor
     from transports.mqtt import MqttServer
     from wal.log import WriteAheadLog
@@ -91,6 +97,8 @@ class Sources:
     locks: LockActor | None = None
     store: StoreActor | None = None
     mqtt: MqttServer | None = None
+    snapshotter: Snapshotter | None = None
+    snapshot_dir: Path | None = None
 
 
 class ServiceMetrics:
@@ -188,6 +196,7 @@ class _ServiceCollector(Collector):
         yield from self._requests()
         yield from self._actors()
         yield from self._wal()
+        yield from self._snapshots()
         yield from self._mqtt()
 
     def _requests(self) -> Iterator[Metric]:
@@ -242,6 +251,31 @@ class _ServiceCollector(Collector):
         yield _gauge("lockstore_wal_pending_frames", "Records appended but not yet durable",
                      wal.appended_lsn - wal.durable_lsn)
         yield _gauge("lockstore_wal_available", "1 while the log accepts writes", 1 if wal.available else 0)
+
+    def _snapshots(self) -> Iterator[Metric]:
+        s = self._m.sources
+        if s.snapshotter is not None:
+            yield _counter("lockstore_snapshots", "Snapshots taken since start", s.snapshotter.taken)
+            yield _gauge("lockstore_snapshot_in_progress", "1 while a snapshot is captured or written",
+                         1 if s.snapshotter.running else 0)
+            yield _gauge("lockstore_snapshot_capture_stall_seconds", "How long the slowest capture of the last "
+                         "snapshot held its actor", s.snapshotter.last_stall)
+        if s.snapshot_dir is None:
+            return
+        from wal.snapshot import list_snapshots
+
+        age = GaugeMetricFamily("lockstore_snapshot_age_seconds", "Age of the newest snapshot file, by actor",
+                                labels=["actor"])
+        newest: dict[str, float] = {}
+        try:
+            for snapshot in list_snapshots(s.snapshot_dir):
+                newest[snapshot.name] = max(newest.get(snapshot.name, 0.0), os.stat(snapshot.path).st_mtime)
+        except OSError:
+            pass  # a snapshot compacted away between listing and stat: the next scrape sees the new state
+        now = time.time()
+        for name, mtime in sorted(newest.items()):
+            age.add_metric([name], max(0.0, now - mtime))
+        yield age
 
     def _mqtt(self) -> Iterator[Metric]:
         server = self._m.sources.mqtt

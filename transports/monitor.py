@@ -104,7 +104,8 @@ def wire_monitor(settings: Settings, app: QuartTrio, wal: WriteAheadLog, locks: 
                  mqtt: MqttServer | None) -> Monitor:
     """Connect metrics and health to the service's parts, and add the operational routes to `app`."""
     metrics = ServiceMetrics(info={"fsync": settings.fsync, "authentication_policy": settings.authentication_policy})
-    metrics.sources = Sources(wal=wal, locks=locks, store=store, mqtt=mqtt)
+    metrics.sources = Sources(wal=wal, locks=locks, store=store, mqtt=mqtt,
+                              snapshot_dir=Path(settings.data_dir) / "wal")  # the service's layout
     wal.commit_hook = metrics.on_wal_commit
     health = Health(wal, mqtt, fsync=settings.fsync == "always",
                     mqtt_broker=redact_url(settings.mqtt_url) if settings.mqtt_url else None)

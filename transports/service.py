@@ -140,6 +140,7 @@ async def run_service(
             await actor_nursery.start(snapshotter.run)
             running = RunningService([], operations, wal, mqtt, monitor=monitor, snapshotter=snapshotter)
             monitor.health.stopping = running.shutdown.is_set
+            monitor.metrics.sources.snapshotter = snapshotter
             async with trio.open_nursery() as edge_nursery:
                 signal_watch = trio.CancelScope()
                 if handle_signals:

@@ -83,6 +83,19 @@ async def test_request_and_state_metrics(service: Service) -> None:
     assert "lockstore_mqtt_connected" not in m.samples  # MQTT is off
 
 
+async def test_snapshot_metrics(service: Service) -> None:
+    assert (await service.post(f"{LOCK}/create", {"locks": [lock("Snap|svc|1")]})).status_code == 201
+    before = await scrape(service.client)
+    assert before.value("lockstore_snapshots_total") == 0 and before.value("lockstore_snapshot_in_progress") == 0
+    assert "lockstore_snapshot_age_seconds" not in before.samples  # none written yet
+    assert service.running.snapshotter is not None
+    await service.running.snapshotter.snapshot_now()
+    after = await scrape(service.client)
+    assert after.value("lockstore_snapshots_total") == 1
+    assert 0 <= after.value("lockstore_snapshot_age_seconds", actor="locks") < 60
+    assert after.value("lockstore_snapshot_capture_stall_seconds") >= 0
+
+
 async def test_unknown_paths_share_one_label(service: Service) -> None:
     for n in range(5):
         await service.client.get(f"/scan/{n}", headers=SYSOP)
