@@ -205,7 +205,7 @@ async def test_slowloris_does_not_starve_other_clients(server: LiveServer) -> No
         nursery.cancel_scope.cancel()
     print(f"slowloris: probe latencies max {max(latencies) * 1000:.1f} ms")
     assert max(latencies) < PROMPT, latencies
-    assert sorted(latencies)[len(latencies) // 2] < 0.2
+    assert sorted(latencies)[len(latencies) // 2] < 0.5
 
 
 async def test_many_idle_keep_alive_connections(server: LiveServer) -> None:
