@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -21,11 +22,16 @@ LogFormat = Literal["keyvalue", "json"]
 FIELDS_ATTRIBUTE = "lockstore"  # the `extra` key request fields travel under
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text (one strftime per second)
+
+
 def _timestamp(record: logging.LogRecord) -> str:
     """UTC, millisecond precision, ISO 8601 (`2026-11-23T12:00:00.123Z`)."""
     seconds = int(record.created)
     millis = int((record.created - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    if _second[0] != seconds:
+        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_second[1]}.{millis:03d}Z"
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -54,13 +60,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(fields, ensure_ascii=False, default=str)
 
 
+_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+
+
 def _kv_value(value: Any) -> str:
-    if isinstance(value, bool):
+    if value is True or value is False:
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value)
-    if text and not any(c in text for c in ' "=\\\n\r\t'):
+    text = value if type(value) is str else str(value)
+    if text and _NEEDS_QUOTES.search(text) is None:
         return text
     return json.dumps(text, ensure_ascii=False)  # quoted, with \" \\ \n escapes
 
