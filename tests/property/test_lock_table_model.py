@@ -118,12 +118,15 @@ FIXED_FILTERS = [
     LockFilter(orchestration_job_ids=tuple(JOBS)),
     LockFilter(service_instance_ids=tuple(INSTANCES[::2]), ids=tuple(range(1, 60, 3))),
 ]
+# Every sort order, whole and in small pages (small pages over partly expired tables take the
+# walking path). Replays check the whole answers only: shrinking reruns all of this many times.
 ALL_PAGES = [
     PageRequest(number, size, field, desc)
-    for number, size in [(0, 1000), (0, 2), (1, 2), (2, 2), (4, 1)]
+    for number, size in [(0, 1000), (1, 2), (4, 1)]
     for field in LOCK_SORT_FIELDS
     for desc in (False, True)
 ]
+WHOLE_PAGES = [page for page in ALL_PAGES if page.size == 1000]
 
 
 pages = st.builds(
@@ -189,7 +192,7 @@ class LockTableMachine(RuleBasedStateMachine):
         """Locks placed by orchestration (temporary, with a job id) arrive as applied events."""
         active = {lock["service_instance_id"] for lock in self.model if self.now < lock["expires_at"]}
         free = [entry for entry in entries if entry[0] not in active]
-        locks = [
+        locks: list[dict[str, Any]] = [
             dict(
                 id=self.next_id + i,
                 service_instance_id=instance,
@@ -281,9 +284,11 @@ class LockTableMachine(RuleBasedStateMachine):
         """The drawn filter with the drawn page, and with every sort order and a few page shapes."""
         self._same_answers(self.table, [build_filter(parts, self.now)], [page, *ALL_PAGES])
 
-    @rule()
-    def replay(self) -> None:
-        """A fresh table fed the event log (and one restored from a snapshot) answers the same."""
+    def teardown(self) -> None:
+        """A fresh table fed the event log (and one restored from a snapshot) answers the same.
+
+        Checked once per run, at the end: as a rule it made shrinking a failure several times slower.
+        """
         replayed = LockTable()
         for event in self.events:
             replayed.apply(event)
@@ -293,7 +298,7 @@ class LockTableMachine(RuleBasedStateMachine):
             assert list(other.locks()) == list(self.table.locks())
             assert other.next_id == self.table.next_id
             assert other.next_expiry() == self.table.next_expiry()
-            self._same_answers(other, FIXED_FILTERS + windows, ALL_PAGES)
+            self._same_answers(other, FIXED_FILTERS + windows, WHOLE_PAGES)
 
     # ------------------------------------------------------------------------- invariants
 
@@ -310,4 +315,4 @@ class LockTableMachine(RuleBasedStateMachine):
 
 TestLockTableModel = LockTableMachine.TestCase
 # Hypothesis' per-step cost dominates; 30 steps still fill the 10-instance table several times over.
-TestLockTableModel.settings = settings(stateful_step_count=30)
+TestLockTableModel.settings = settings(stateful_step_count=30, report_multiple_bugs=False)

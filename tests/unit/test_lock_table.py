@@ -358,6 +358,15 @@ def test_invalid_page_or_sort_field_is_a_programming_error() -> None:
 # --------------------------------------------------------------------------- snapshot restore
 
 
+def test_get_and_records_see_every_held_lock() -> None:
+    table = _query_table()
+    assert table.get(6) == Lock(6, "F", "Alice", T + 50, temporary=True, orchestration_job_id="job-1")
+    assert table.get(99) is None
+    assert sorted(table.records(), key=lambda lock: lock.id) == list(table.locks())
+    table.apply(LocksRemoved((6,)))
+    assert table.get(6) is None and len(table.records()) == 6
+
+
 def test_restore_reproduces_the_table() -> None:
     table = _query_table()
     table.apply(LocksRemoved((7,)))
