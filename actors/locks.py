@@ -126,9 +126,7 @@ class LockTable:
             if entry.service_instance_id in seen:
                 raise Rejected(f"Duplicate service instance id: {entry.service_instance_id}")
             seen.add(entry.service_instance_id)
-        locked = [
-            entry.service_instance_id for entry in new if self._active_on(entry.service_instance_id, now)
-        ]
+        locked = [entry.service_instance_id for entry in new if self._active_on(entry.service_instance_id, now)]
         if locked:
             raise Rejected(f"Already locked: {', '.join(locked)}")
         first = self._next_id
@@ -245,9 +243,7 @@ class LockTable:
         jobs = frozenset(f.orchestration_job_ids)
         instances = frozenset(f.service_instance_ids)
         owners = frozenset(f.owners)
-        sources: list[tuple[int, Callable[[], Iterable[int]]]] = [
-            (stop - start, lambda: self._window_ids(start, stop))
-        ]
+        sources: list[tuple[int, Callable[[], Iterable[int]]]] = [(stop - start, lambda: self._window_ids(start, stop))]
         if ids:
             sources.append((len(ids), lambda: ids))
         if instances:
@@ -258,9 +254,7 @@ class LockTable:
             sources.append((sum(map(len, job_sets)), lambda: (i for ids in job_sets for i in ids)))
         if owners:
             runs = [self._owner_run(o) for o in owners]
-            sources.append(
-                (sum(b - a for a, b in runs), lambda: (i for a, b in runs for i in self._owner_ids(a, b)))
-            )
+            sources.append((sum(b - a for a, b in runs), lambda: (i for a, b in runs for i in self._owner_ids(a, b))))
         candidates = min(sources, key=itemgetter(0))[1]()
         by_id = self._by_id
         out: list[Lock] = []
@@ -293,9 +287,7 @@ class LockTable:
         size, desc = page.size, page.descending
         if page.sort_field == "expiresAt":  # the window is a contiguous run of the sort index itself
             if desc:
-                entries = self._by_expiry.islice(
-                    max(start, stop - offset - size), stop - offset, reverse=True
-                )
+                entries = self._by_expiry.islice(max(start, stop - offset - size), stop - offset, reverse=True)
             else:
                 entries = self._by_expiry.islice(start + offset, min(stop, start + offset + size))
             return [by_id[lock_id] for _, lock_id in entries]
