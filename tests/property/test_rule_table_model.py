@@ -100,12 +100,9 @@ class Model:
             named.append(row)
         first = named[0]
         if any(
-            (r["consumer"], r["service_definition"]) != (first["consumer"], first["service_definition"])
-            for r in named
+            (r["consumer"], r["service_definition"]) != (first["consumer"], first["service_definition"]) for r in named
         ):
-            raise Rejected(
-                "Subscription ids should belong to the same rule set (same consumer and service definition)"
-            )
+            raise Rejected("Subscription ids should belong to the same rule set (same consumer and service definition)")
         same_set = [
             r
             for r in self.rows
@@ -177,9 +174,7 @@ INSTANCES = [f"{p}|{d}|1.0.0" for p in PROVIDERS for d in DEFINITIONS]
 
 def maybe(values: list[str]) -> st.SearchStrategy[tuple[str, ...]]:
     """Mostly absent: broad filters are what make the planner walk a sorted index instead of sorting."""
-    return st.one_of(
-        st.just(()), st.just(()), st.lists(st.sampled_from(values), min_size=1, max_size=2).map(tuple)
-    )
+    return st.one_of(st.just(()), st.just(()), st.lists(st.sampled_from(values), min_size=1, max_size=2).map(tuple))
 
 
 filters = st.builds(
