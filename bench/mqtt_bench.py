@@ -57,6 +57,9 @@ TARGET_RATIO = 0.60  # the issue: durable MQTT throughput >= 60% of the echo cei
 
 # Measured operation → expected success status (order = run order: removes need the creates).
 OPERATIONS: dict[str, int] = {"lock create": 201, "lock query": 200, "store query": 200, "lock remove": 200}
+# Also run, not part of the target: the service's `monitor/echo` goes through its whole MQTT edge
+# (session, worker pool, template decode, authentication, reply encode) but no actor and no log.
+DIAGNOSTIC = "monitor echo"
 
 # ------------------------------------------------------------------------------------------ MQTT 3.1.1 codec
 
@@ -197,7 +200,7 @@ def build_request(operation: str, prefix: str, response_topic: str, tag: str, re
     if operation == "store query":
         payload = f'{{"consumerNames":["{STORE_CONSUMER}"]}}'
         return prefix + STORE_PATH + "query", request_template(response_topic, payload, trace)
-    if operation == "echo":
+    if operation in ("echo", DIAGNOSTIC):
         return prefix + ECHO_PATH, request_template(response_topic, None, trace)
     raise ValueError(f"unknown operation {operation!r}")
 
@@ -329,8 +332,9 @@ def ratio_rows(runs: Sequence[Run], ceiling: str, measured: str) -> list[tuple[s
     top = {r.operation: r for r in runs if r.responder == ceiling}
     rows = []
     for run in runs:
-        if run.responder == measured and run.operation in top and top[run.operation].rps:
-            rows.append((run.operation, run.rps, top[run.operation].rps, run.rps / top[run.operation].rps))
+        ceiling_rps = top[run.operation].rps if run.operation in top else 0.0
+        if run.responder == measured and run.operation in OPERATIONS and ceiling_rps:
+            rows.append((run.operation, run.rps, ceiling_rps, run.rps / ceiling_rps))
     return rows
 
 
@@ -627,7 +631,7 @@ def measure(target: Target, operation: str, args: argparse.Namespace, tag: str) 
     seconds = (load.last_reply - load.started) if load.latencies else args.duration
     run = Run(target.label, operation, len(load.latencies), seconds, dict(load.statuses), load.lost,
               h.summarize(load.latencies or [float("nan")]), meter.cpu)
-    run.note = problems(run, 200 if target.is_echo else OPERATIONS[operation])
+    run.note = problems(run, 200 if target.is_echo else OPERATIONS.get(operation, 200))
     return run
 
 
@@ -714,6 +718,12 @@ def profile(target: Target, operation: str, args: argparse.Namespace, tag: str) 
     return path
 
 
+def hottest(collapsed: str, top: int = 12) -> list[tuple[str, float]]:
+    """Own-time shares of the trio thread's samples (worker threads' samples are wall time: left out)."""
+    own, _ = h.summarize_collapsed("\n".join(line for line in collapsed.splitlines() if TRIO_THREAD in line), top)
+    return own
+
+
 def profile_tables(profiles: dict[str, Path], runs: Sequence[Run]) -> str:
     """The trio thread's samples by layer, a column per profiled run, as a share and — scaled by the
     responder's CPU per request in the measured run of the same operation — as µs per request."""
@@ -784,11 +794,12 @@ def start_responders(broker: Broker, args: argparse.Namespace, processes: Proces
 def measure_all(targets: Sequence[Target], args: argparse.Namespace) -> list[Run]:
     """Each operation against each responder in turn (interleaved, so background load hits all alike)."""
     runs = []
-    for operation in OPERATIONS:
+    for operation in [DIAGNOSTIC, *OPERATIONS]:
         for target in targets:
-            before = 0 if target.is_echo else lock_count(target)
+            counted = not target.is_echo and operation != DIAGNOSTIC
+            before = lock_count(target) if counted else 0
             run = measure(target, operation, args, "C")
-            if not target.is_echo:
+            if counted:
                 after = lock_count(target)
                 extra = (f"{before - after:,} of {run.completed:,} removes hit a lock" if operation == "lock remove"
                          else f"{after:,} locks")
@@ -833,7 +844,7 @@ def main(argv: list[str] | None = None) -> None:
             runs = measure_all(targets, args)
             if args.profile:
                 for target in targets[:2]:
-                    for operation in ["lock create"] if target.is_echo else list(OPERATIONS):
+                    for operation in ["lock create"] if target.is_echo else [DIAGNOSTIC, *OPERATIONS]:
                         profiles[f"{target.label}: {operation}"] = profile(target, operation, args, "P")
         finally:
             processes.stop()
@@ -843,9 +854,8 @@ def main(argv: list[str] | None = None) -> None:
     if profiles:
         report += "\n\n### Profiles (extra runs under py-spy)\n\n" + profile_tables(profiles, runs)
         for title, path in profiles.items():
-            own, _ = h.summarize_collapsed(path.read_text(), 10)
-            report += f"\n\n**{title}** — own time (the hottest functions)\n\n" + h.markdown_table(
-                ["function", "share"], [(name, f"{share * 100:.1f}%") for name, share in own])
+            report += f"\n\n**{title}** — hottest functions of the trio thread (own time)\n\n" + h.markdown_table(
+                ["function", "share"], [(name, f"{share * 100:.1f}%") for name, share in hottest(path.read_text())])
     print()
     print(report)
     out = h.write_results("mqtt", {

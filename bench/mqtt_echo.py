@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import msgspec
@@ -65,7 +66,7 @@ async def serve_session(settings: MqttSettings, workers: int) -> None:
 
 async def serve_raw(host: str, port: int, topics: list[str]) -> None:
     """One connection; every packet that arrived in one read is answered with one write."""
-    conn = await RawMqtt.open(host, port, "bench-raw-echo", [(topic, 0) for topic in topics])
+    conn = await RawMqtt.open(host, port, f"bench-raw-echo-{os.getpid()}", [(topic, 0) for topic in topics])
     print(f"raw echo answering through {host}:{port}", file=sys.stderr, flush=True)
     try:
         while True:
@@ -102,8 +103,9 @@ def main(argv: list[str] | None = None) -> None:
             trio.run(serve_raw, args.host, args.port, topics)
         else:
             # The service's session settings (transports/mqtt.py MqttServer.from_url, config defaults).
-            settings = MqttSettings(host=args.host, port=args.port, client_id="lockstore-echo", keepalive=30,
-                                    protocol=args.protocol, max_buffered=256,
+            # A client id of its own: the broker drops a connection whose id connects again elsewhere.
+            settings = MqttSettings(host=args.host, port=args.port, client_id=f"lockstore-echo-{os.getpid()}",
+                                    keepalive=30, protocol=args.protocol, max_buffered=256,
                                     subscriptions=tuple((topic, 1) for topic in topics))
             trio.run(serve_session, settings, args.workers)
     except KeyboardInterrupt:

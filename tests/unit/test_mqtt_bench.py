@@ -135,7 +135,9 @@ def test_rates_costs_and_ratios() -> None:
     assert echo.rps == 2000
     assert echo.responder_us_per_request == pytest.approx(250)
     assert service.responder_us_per_request == pytest.approx(1000)
-    assert b.ratio_rows([echo, service, _run("fsync=never", "lock query", 1, 1, 1)], "echo", "fsync=always") == [
+    diagnostic = [_run("echo", b.DIAGNOSTIC, 10, 1, 1), _run("fsync=always", b.DIAGNOSTIC, 5, 1, 1)]
+    others = [_run("fsync=never", "lock query", 1, 1, 1), _run("fsync=always", "lock create", 1, 1, 1)]
+    assert b.ratio_rows([echo, service, *diagnostic, *others], "echo", "fsync=always") == [
         ("lock query", 1000, 2000, 0.5)]
     assert b.cost_ratio(echo, service.responder_us_per_request) == pytest.approx(0.25)
 
