@@ -458,3 +458,23 @@ def test_broad_page_is_fast_relative_to_a_full_sort(big_table: LockTable) -> Non
     full_sort = best_of(lambda: sorted(big_table.locks(), key=lambda lock: (lock.owner, lock.id)), 2)
     one_page = best_of(lambda: big_table.query(EVERYTHING, request, NOW))
     assert one_page * 100 < full_sort  # in practice ~10^4 times faster
+
+
+def test_single_owner_pages_are_index_slices_and_match_brute_force() -> None:
+    """The owner fast path (one owner, id/owner order, nothing expired held) against a brute-force answer."""
+    table = LockTable()
+    now = 1_000.0
+    owners = ["Alpha", "Beta", "Gamma"]
+    table.apply(table.plan_create([NewLock(f"P{i}|svc|1.0.0", owners[i % 3], 5_000 + i) for i in range(40)], now))
+    table.apply(table.plan_remove("Beta", ["P1|svc|1.0.0", "P7|svc|1.0.0"], now))
+    for owner in owners:
+        mine = sorted((lock for lock in table.locks() if lock.owner == owner), key=lambda lock: lock.id)
+        for field in ("id", "owner"):
+            for descending in (False, True):
+                expected = mine[::-1] if descending else mine
+                for size in (1, 3, 5, 20):
+                    for number in range(0, len(mine) // size + 2):
+                        page = PageRequest(number=number, size=size, sort_field=field, descending=descending)
+                        entries, count = table.query(LockFilter(owners=(owner,)), page, now)
+                        assert count == len(mine)
+                        assert entries == expected[number * size : number * size + size]
