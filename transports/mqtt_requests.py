@@ -136,7 +136,9 @@ class MqttDispatcher:
         except (msgspec.DecodeError, RecursionError) as error:  # RecursionError: nesting deeper than Python's limit
             return self._unparseable(body, origin, error, response_topic_property, correlation_data)
 
-        response_topic = template.responseTopic or response_topic_property
+        response_topic = template.responseTopic
+        if response_topic is None or not response_topic.strip():  # blank = not given: use the MQTT 5 property
+            response_topic = response_topic_property
         qos = template.qosRequirement if template.qosRequirement is not None else 0
         if not response_topic or not response_topic.strip():
             log.info("request on %s has no responseTopic: it is handled, but nobody gets a reply", topic)

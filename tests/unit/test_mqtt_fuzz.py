@@ -227,3 +227,9 @@ def test_reply_status_fast_path_matches_a_full_decode() -> None:
             expected = 0
         assert reply_status(body) == (expected if isinstance(expected, int) else 0)
 
+
+
+def test_blank_response_topic_falls_back_to_the_mqtt5_property(served: Served) -> None:
+    """Found by the fuzzer: a blank responseTopic field must not hide the Response Topic property."""
+    reply = check_outcome(served, f"{PREFIX}/monitor/echo", b'{"responseTopic": "  ", "authentication": "SYSTEM//A"}', REPLY_TOPIC)
+    assert reply is not None and reply.topic == REPLY_TOPIC
