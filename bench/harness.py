@@ -221,12 +221,12 @@ class Server:
                 self.process.wait()
 
 
-_SERVING = re.compile(r"serving HTTP on (http://[0-9.]+:\d+)")
+_SERVING = re.compile(r"serving HTTP on (https?://[0-9.]+:\d+)")
 
 
 @contextmanager
 def server(argv: Sequence[str], *, ready_timeout: float = 600) -> Iterator[Server]:
-    """Run `argv` (which must log `serving HTTP on http://HOST:PORT` on stderr); stop it on exit.
+    """Run `argv` (which must log `serving HTTP on http[s]://HOST:PORT` on stderr); stop it on exit.
 
     stderr is drained by a thread for the whole life of the process so it never blocks on a full pipe.
     `ready_timeout` is generous because a service with a big log replays it before serving.

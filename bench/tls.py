@@ -21,14 +21,11 @@ machine barely move.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,7 +45,6 @@ SEED = (
                for i in range(20))
     + "]}"
 ).encode()
-_SERVING = re.compile(r"serving HTTP on (https?://[0-9.]+:\d+)")
 
 
 @dataclass
@@ -66,38 +62,9 @@ class Service:
 
 @contextmanager
 def service(name: str, argv: Sequence[str], client_tls: ssl.SSLContext | None) -> Iterator[Service]:
-    """bench.harness.server, but for either scheme (its readiness pattern knows only http://)."""
-    process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stderr is not None
-    tail: deque[str] = deque(maxlen=40)
-    found: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:
-        assert process.stderr is not None
-        for raw in process.stderr:
-            text = raw.decode(errors="replace").rstrip()
-            tail.append(text)
-            match = _SERVING.search(text)
-            if match and not found:
-                found.append(match[1])
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    ready.wait(120)
-    try:
-        if not found:
-            raise RuntimeError(f"{name} did not start serving:\n" + "\n".join(tail))
-        yield Service(name, process, found[0], client_tls)
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """bench.harness.server, plus the TLS context a client of this service needs."""
+    with h.server(argv, ready_timeout=120) as running:
+        yield Service(name, running.process, running.url, client_tls)
 
 
 async def connect(svc: Service) -> h.HttpConnection:
