@@ -7,10 +7,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import trio
 
 LOCKSTORE = [sys.executable, "-m", "transports.cli"]
+SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}
+LOCK = "/serviceorchestration/orchestration/mgmt/lock"
 
 
 async def start(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[trio.Process, str]:
@@ -53,3 +57,17 @@ def run_to_exit(data_dir: Path, *extra: str, timeout: float = 20) -> subprocess.
         [*LOCKSTORE, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
+
+
+async def all_locks(url: str) -> list[dict[str, Any]]:
+    """Every lock the service at `url` holds, page by page in id order."""
+    found: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        page = 0
+        while True:
+            body = {"pagination": {"page": page, "size": 1000, "direction": "ASC", "sortField": "id"}}
+            reply = (await client.post(f"{LOCK}/query", json=body, headers=SYSOP)).json()
+            found += reply["entries"]
+            if len(found) >= reply["count"]:
+                return found
+            page += 1

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from tests.crash.service_process import drain, run_to_exit, start
+from tests.crash.service_process import all_locks, drain, run_to_exit, start
 
 SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}
 LOCK = "/serviceorchestration/orchestration/mgmt/lock"
@@ -34,18 +34,6 @@ async def writer(client: httpx.AsyncClient, name: str, acknowledged: dict[str, i
         acknowledged[batch] = len(response.json()["entries"])
 
 
-async def all_locks(client: httpx.AsyncClient) -> list[dict[str, object]]:
-    locks: list[dict[str, object]] = []
-    page = 0
-    while True:
-        body = {"pagination": {"page": page, "size": 1000, "direction": "ASC", "sortField": "id"}}
-        response = (await client.post(f"{LOCK}/query", json=body, headers=SYSOP)).json()
-        locks += response["entries"]
-        if len(locks) >= response["count"]:
-            return locks
-        page += 1
-
-
 @pytest.mark.slow
 async def test_kill_minus_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(20261123)
@@ -58,7 +46,7 @@ async def test_kill_minus_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(drain, process)
             async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-                locks = await all_locks(client)
+                locks = await all_locks(url)
                 by_batch: dict[str, int] = {}
                 for lock in locks:
                     by_batch[str(lock["serviceInstanceId"]).split("I")[0]] = by_batch.get(

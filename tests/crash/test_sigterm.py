@@ -18,12 +18,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import trio
 
+from tests.crash.service_process import all_locks
 from tests.mqtt.broker import MosquittoBroker
 from tests.mqtt.conftest import broker  # noqa: F401 (a fixture: a mosquitto of the test's own)
 from tests.mqtt.requester import Requester
@@ -111,19 +111,6 @@ async def mqtt_writer(requester: Requester, sent: dict[str, float], stop: trio.E
         requester.client.publish(LOCK_TOPIC + "create", json.dumps(template).encode(), qos=1)
         sent[trace] = time.monotonic()
         await trio.sleep(0.004)
-
-
-async def all_locks(url: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        page = 0
-        while True:
-            body = {"pagination": {"page": page, "size": 1000, "direction": "ASC", "sortField": "id"}}
-            reply = (await client.post(f"{LOCK}/query", json=body, headers=SYSOP)).json()
-            found += reply["entries"]
-            if len(found) >= reply["count"]:
-                return found
-            page += 1
 
 
 @pytest.mark.slow
