@@ -1,0 +1,164 @@
+"""PNG plots of a `Report`: the latency percentile curve, latency over time, and throughput against the
+offered load. matplotlib (Agg backend, no display) is imported only when plotting, so recording and
+reporting work without it. Each PNG's title names scenario, transport and targets so it stands alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.histogram import LatencyHistogram
+from bench.report import run_label
+from bench.results import Report, RunResult
+
+PERCENTILE_TICKS = [(50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%")]
+PERCENTILE_TICKS += [(99.999, "99.999%"), (99.9999, "99.9999%")]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(report: Report, out_dir: Path) -> list[Path]:
+    """percentiles.png, timeline.png and throughput.png in `out_dir`; a plot without data is not written."""
+    plt = _pyplot()
+    written = []
+    for name, draw in (("percentiles", _percentiles), ("timeline", _timeline), ("throughput", _throughput)):
+        figure = draw(plt, report)
+        if figure is None:
+            continue
+        path = out_dir / f"{name}.png"
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _what(runs: list[RunResult]) -> str:
+    """The subject of a figure's title: "churn over http", "churn, bulk over http, mqtt"."""
+    scenarios = ", ".join(dict.fromkeys(run.scenario for run in runs))
+    transports = ", ".join(dict.fromkeys(run.transport for run in runs))
+    return f"{scenarios} over {transports}"
+
+
+def _labels(report: Report) -> dict[int, str]:
+    several = len({run.scenario for run in report.runs}) > 1
+    return {id(run): run_label(run, scenario=several) for run in report.runs}
+
+
+def percentile_x(q: float) -> float:
+    """The classic HDR x axis: 1/(1-q), so 90%, 99%, 99.9% are equally spaced on a log scale."""
+    return 1.0 / (1.0 - q / 100.0)
+
+
+def _percentiles(plt: Any, report: Report) -> Any:
+    curves = []
+    for run in report.runs:
+        histogram = LatencyHistogram.decode(run.histogram) if run.histogram else LatencyHistogram()
+        points = [(percentile_x(q), ms) for q, ms in histogram.curve() if q < 100.0]
+        if points:
+            curves.append((run, points))
+    if not curves:
+        return None
+    labels = _labels(report)
+    figure, axes = plt.subplots(figsize=(9, 5.5))
+    largest_x = 1.0
+    for run, points in curves:
+        xs, ys = zip(*points, strict=True)
+        axes.plot(xs, ys, "o-" if len(xs) < 3 else "-", label=labels[id(run)], linewidth=1.5)
+        largest_x = max(largest_x, *xs)
+    axes.set_xscale("log")
+    ticks = [(percentile_x(q), text) for q, text in PERCENTILE_TICKS if percentile_x(q) <= largest_x * 10]
+    axes.set_xticks([x for x, _ in ticks], [text for _, text in ticks])
+    axes.set_xlim(1.0, max(largest_x, 10.0))
+    axes.set_ylim(bottom=0)
+    axes.set_xlabel("percentile")
+    axes.set_ylabel("latency (ms)")
+    axes.set_title(f"Latency by percentile: {_what([run for run, _ in curves])}")
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize="small")
+    return figure
+
+
+def _legend_entries(all_axes: Any) -> tuple[list[Any], list[str]]:
+    """One legend for all subplots: each line style once, including "errors" if any subplot has them."""
+    entries: dict[str, Any] = {}
+    for axes in all_axes:
+        handles, names = axes.get_legend_handles_labels()
+        for handle, name in zip(handles, names, strict=True):
+            entries.setdefault(name, handle)
+    return list(entries.values()), list(entries)
+
+
+def _timeline(plt: Any, report: Report) -> Any:
+    from matplotlib import ticker
+
+    runs = [run for run in report.runs if run.timeline]
+    if not runs:
+        return None
+    labels = _labels(report)
+    figure, all_axes = plt.subplots(len(runs), 1, figsize=(9, 1.0 + 2.4 * len(runs)), sharex=True, squeeze=False)
+    for axes, run in zip(all_axes[:, 0], runs, strict=True):
+        ts = [second.t for second in run.timeline]
+        for field, style in (("max_ms", ":"), ("p99_ms", "-"), ("p50_ms", "-")):
+            axes.plot(ts, [getattr(second, field) for second in run.timeline], style, label=field.split("_")[0])
+        failed = [second.t for second in run.timeline if second.errors]
+        if failed:
+            axes.plot(failed, [0.0] * len(failed), "rx", label="errors", clip_on=False)
+        axes.set_yscale("symlog", linthresh=1.0)  # linear below 1 ms, log above: p50 and a stall both readable
+        axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.set_ylim(bottom=0)
+        axes.set_ylabel("ms")
+        axes.set_title(labels[id(run)], fontsize="medium", loc="left")
+        axes.grid(True, alpha=0.3)
+    handles, names = _legend_entries(all_axes[:, 0])
+    all_axes[0, 0].legend(handles, names, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    all_axes[-1, 0].set_xlabel("seconds into the measured window")
+    figure.suptitle(f"Latency per second: {_what(runs)}")
+    figure.tight_layout()
+    return figure
+
+
+def _sweeps(report: Report, mode: str) -> dict[str, list[tuple[float, float]]]:
+    """(load, achieved req/s) per target for every target run at two or more loads in `mode`."""
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for run in report.runs:
+        load = run.offered_rate if mode == "open" else run.concurrency
+        if run.mode == mode and load is not None:
+            points[f"{run.target} {run.scenario} {run.transport}"].append((float(load), run.throughput_rps))
+    return {key: sorted(series) for key, series in points.items() if len({load for load, _ in series}) > 1}
+
+
+def _throughput(plt: Any, report: Report) -> Any:
+    panels = [(mode, sweeps) for mode in ("open", "closed") if (sweeps := _sweeps(report, mode))]
+    if not panels:
+        return None
+    figure, all_axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5.5), squeeze=False)
+    for axes, (mode, sweeps) in zip(all_axes[0], panels, strict=True):
+        for key, series in sweeps.items():
+            loads, achieved = zip(*series, strict=True)
+            axes.plot(loads, achieved, "o-", label=key)
+        if mode == "open":
+            top = max(load for series in sweeps.values() for load, _ in series)
+            axes.plot([0, top], [0, top], "--", color="grey", label="ideal (achieved = offered)")
+            axes.set_xlabel("offered rate (req/s)")
+            axes.set_title("Open loop: achieved vs offered rate", fontsize="medium")
+        else:
+            axes.set_xlabel("concurrency (requests in flight)")
+            axes.set_title("Closed loop: throughput vs concurrency", fontsize="medium")
+        axes.set_xlim(left=0)
+        axes.set_ylim(bottom=0)
+        axes.set_ylabel("achieved throughput (req/s)")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize="small")
+    runs = [run for run in report.runs if run.mode in {mode for mode, _ in panels}]
+    figure.suptitle(f"Throughput: {_what(runs)}")
+    figure.tight_layout()
+    return figure
