@@ -27,9 +27,13 @@ from typing import Any
 
 import trio
 
+# Re-exported: the benchmarks use `h.http_request`, `h.HttpConnection`, `h.AUTH`.
+from bench.http_wire import AUTH as AUTH
+from bench.http_wire import HttpConnection as HttpConnection
+from bench.http_wire import http_request as http_request
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _REPO = f"{Path(__file__).resolve().parents[1]}/"
-AUTH = "Bearer SYSTEM//Sysop"
 WRK_INSTALL_HINT = (
     "wrk is not installed: as root run `apt-get update && apt-get install -y wrk` (Debian package 'wrk')."
 )
@@ -568,52 +572,6 @@ def run_wrk(
 
 
 # ------------------------------------------------------------------------------------------ trio client
-
-
-def http_request(method: str, path: str, body: bytes = b"", host: str = "127.0.0.1") -> bytes:
-    """One HTTP/1.1 keep-alive request, ready to send."""
-    head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {AUTH}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-class HttpConnection:
-    """A minimal keep-alive HTTP/1.1 client connection (Content-Length bodies only, which is what
-    hypercorn sends for these endpoints). Far cheaper per request than httpx: on a 2-core machine the
-    client's CPU is taken from the server."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buffer = bytearray()
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> HttpConnection:
-        return cls(await trio.open_tcp_stream(host, port))
-
-    async def exchange(self, request: bytes) -> tuple[int, bytes]:
-        await self.stream.send_all(request)
-        buffer = self.buffer
-        while (end := buffer.find(b"\r\n\r\n")) < 0:
-            await self._fill()
-        head = bytes(buffer[:end]).decode("latin-1")
-        status = int(head[9:12])
-        found = re.search(r"(?im)^content-length:\s*(\d+)", head)
-        if found is None:
-            raise RuntimeError(f"response without Content-Length:\n{head}")
-        need = end + 4 + int(found[1])
-        while len(buffer) < need:
-            await self._fill()
-        body = bytes(buffer[end + 4 : need])
-        del buffer[:need]
-        return status, body
-
-    async def _fill(self) -> None:
-        chunk = await self.stream.receive_some(1 << 16)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        self.buffer += chunk
 
 
 async def exchange_all(
