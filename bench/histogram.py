@@ -61,7 +61,21 @@ class LatencyHistogram:
         return float(self._hdr.get_min_value()) / 1e3 if self.count else 0.0
 
     def mean_ms(self) -> float:
-        return float(self._hdr.get_mean_value()) / 1e3 if self.count else 0.0
+        """The mean of each bucket's midpoint weighted by its count, as hdrh's `get_mean_value` computes it,
+        but from the counts array directly: hdrh's per-value iterator is 100× slower in pure Python."""
+        if not self.count:
+            return 0.0
+        hdr = self._hdr
+        half_magnitude, half, unit = hdr.sub_bucket_half_count_magnitude, hdr.sub_bucket_half_count, hdr.unit_magnitude
+        counts = hdr.counts[: hdr.get_counts_array_index(hdr.max_value) + 1]
+        total = 0
+        for index, n in enumerate(counts):
+            if n:
+                bucket = (index >> half_magnitude) - 1
+                sub_bucket = index if bucket < 0 else (index & (half - 1)) + half
+                shift = max(bucket, 0) + unit
+                total += n * ((sub_bucket << shift) + ((1 << shift) >> 1))  # bucket start + half its width
+        return total / self.count / 1e3
 
     def summary(self) -> LatencySummary:
         """All the headline percentiles in one pass over the counts."""
