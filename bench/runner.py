@@ -1,0 +1,168 @@
+"""One run, start to finish: prepare the target (the scenario's setup), drive the load, sample the
+server, and turn the client processes' histograms into a `RunResult`."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import trio
+
+from bench.clients import open_client
+from bench.histogram import LatencyHistogram
+from bench.loadgen import LoadResult, LoadSpec, WorkerResult, run_load
+from bench.operations import CreateRules, Operation
+from bench.results import ClientUse, RunResult, Second
+from bench.sampler import Sampler
+from bench.targets import Target
+from bench.workload import SCENARIOS
+
+SETUP_CONNECTIONS = 16
+SLOW_SCHEDULER_MS = 5.0  # the dispatcher this late at p99: the client, not the target, is the limit
+
+
+@dataclass
+class Prepared:
+    ids: list[tuple[str, ...]]  # what each create reply of the setup named (rule ids)
+    failed: int
+    requests: int
+
+
+async def _prepare(target: Target, operations: list[Operation]) -> Prepared:
+    """Send the setup operations, 16 at a time, keeping the ids creates answer with, in order."""
+    ids: list[tuple[str, ...]] = [()] * len(operations)
+    failed = 0
+    send, receive = trio.open_memory_channel[int](len(operations))
+    for index in range(len(operations)):
+        send.send_nowait(index)
+    send.close()
+
+    async def lane() -> None:
+        nonlocal failed
+        client = await open_client(target.endpoint)
+        try:
+            async for index in receive.clone():
+                reply = await client.call(operations[index])
+                if not reply.ok:
+                    failed += 1
+                elif isinstance(operations[index], CreateRules):
+                    ids[index] = reply.ids
+        finally:
+            await client.aclose()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(min(SETUP_CONNECTIONS, max(1, len(operations)))):
+            nursery.start_soon(lane)
+    return Prepared([i for i in ids if i], failed, len(operations))
+
+
+def prepare(target: Target, spec: LoadSpec) -> Prepared:
+    operations = SCENARIOS[spec.scenario].setup(spec.tag, spec.sizes)
+    if not operations:
+        return Prepared([], 0, 0)
+    return trio.run(_prepare, target, operations)
+
+
+def run_once(target: Target, spec: LoadSpec, *, live: bool = True) -> RunResult:
+    """Setup, then the measured load against `target`, sampling its processes meanwhile."""
+    spec = replace(spec, endpoint=target.endpoint)
+    prepared = prepare(target, spec)
+    samplers = [Sampler(pid) for pid in target.pids]
+
+    def window(begins: float, ends: float) -> None:
+        for sampler in samplers:
+            sampler.window(begins, ends)
+
+    try:
+        load = run_load(spec, prepared.ids, on_window=window, live=live)
+    finally:
+        for sampler in samplers:
+            sampler.stop()
+    result = summarize(target, spec, load)
+    result.server = [s.resources(result.requests) for s in samplers]
+    if prepared.requests:
+        result.notes.append(
+            f"setup: {prepared.requests} requests before the run ({spec.sizes.preload} records), "
+            f"{prepared.failed} failed"
+        )
+    result.notes.extend(target.notes)
+    return result
+
+
+def _merged(texts: list[str]) -> LatencyHistogram:
+    merged = LatencyHistogram()
+    for text in texts:
+        merged.merge(LatencyHistogram.decode(text))
+    return merged
+
+
+def _timeline(workers: list[WorkerResult]) -> list[Second]:
+    rows: list[Second] = []
+    for number in range(max((len(w.seconds) for w in workers), default=0)):
+        parts = [w.seconds[number] for w in workers if number < len(w.seconds)]
+        latency = _merged([p[3] for p in parts])
+        rows.append(
+            Second(
+                t=float(number),
+                sent=sum(p[0] for p in parts),
+                completed=sum(p[1] for p in parts),
+                errors=sum(p[2] for p in parts),
+                p50_ms=latency.percentile_ms(50),
+                p99_ms=latency.percentile_ms(99),
+                max_ms=latency.max_ms(),
+            )
+        )
+    return rows
+
+
+def summarize(target: Target, spec: LoadSpec, load: LoadResult) -> RunResult:
+    """The client processes' tallies → one result (histograms merged, not percentiles averaged)."""
+    workers = load.workers
+    latency = _merged([w.latency for w in workers])
+    names = sorted({name for w in workers for name in w.operations})
+    operations = {
+        name: _merged([w.operations[name] for w in workers if name in w.operations]).summary() for name in names
+    }
+    statuses: Counter[str] = Counter()
+    for worker in workers:
+        statuses.update(worker.statuses)
+    requests = sum(w.completed for w in workers)
+    errors = sum(w.errors for w in workers)
+    measured = max(w.measured_s for w in workers)
+    cpu = sum(w.cpu_s for w in workers)
+    scheduler_lag = _merged([w.scheduler_lag for w in workers])
+    notes: list[str] = []
+    if spec.mode == "open" and scheduler_lag.percentile_ms(99) > SLOW_SCHEDULER_MS:
+        notes.append(
+            f"the load generator fell behind its own schedule (p99 {scheduler_lag.percentile_ms(99):.1f} ms late"
+            f" with {load.processes} process(es)): the latencies include that lag; try --clients N or a lower rate"
+        )
+    return RunResult(
+        target=target.name,
+        scenario=spec.scenario,
+        transport=target.transport,
+        mode=spec.mode,
+        offered_rate=spec.rate if spec.mode == "open" else None,
+        concurrency=spec.lanes if spec.mode == "closed" else None,
+        duration_s=spec.duration_s if spec.total_requests is None else round(measured, 3),
+        warmup_s=spec.warmup_s,
+        measured_s=round(measured, 3),
+        requests=requests,
+        errors=errors,
+        throughput_rps=requests / measured if measured > 0 else math.nan,
+        statuses=dict(sorted(statuses.items())),
+        latency=latency.summary(),
+        histogram=latency.encode(),
+        operations=operations,
+        timeline=_timeline(workers),
+        server=[],
+        client=ClientUse(
+            processes=load.processes,
+            cpu_seconds=round(cpu, 3),
+            cpu_us_per_request=cpu / (requests + errors) * 1e6 if requests + errors else 0.0,
+            send_lag=_merged([w.send_lag for w in workers]).summary(),
+        ),
+        notes=notes,
+    )
+

@@ -1,0 +1,81 @@
+"""Samples a server process's CPU and RSS from /proc while the measured window is open.
+
+A thread, so that sampling costs the load generators nothing; it reads two small /proc files twice
+a second, which the sampled process does not notice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from bench.results import Resources
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process so far (its own, not its children's)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Sampler:
+    """Call `window(begins, ends)` (wall clock) to arm it; `stop()` ends it; `resources(requests)`
+    gives what it saw. Samples only inside the window, so warm-up and setup are not counted."""
+
+    pid: int
+    interval_s: float = 0.5
+    _cpu: list[float] = field(default_factory=list)
+    _rss: list[float] = field(default_factory=list)
+    _first: float | None = None
+    _last: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def window(self, begins: float, ends: float) -> None:
+        self._thread = threading.Thread(target=self._run, args=(begins, ends), daemon=True)
+        self._thread.start()
+
+    def _run(self, begins: float, ends: float) -> None:
+        if self._stop.wait(max(0.0, begins - time.time())):
+            return
+        try:
+            previous = self._first = cpu_seconds(self.pid)
+            self._rss.append(rss_mib(self.pid))
+            while not self._stop.wait(self.interval_s) and time.time() < ends:
+                now = cpu_seconds(self.pid)
+                self._cpu.append((now - previous) / self.interval_s * 100)
+                self._rss.append(rss_mib(self.pid))
+                previous = self._last = now
+        except (FileNotFoundError, ProcessLookupError):  # the server went away: keep what we have
+            return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def resources(self, requests: int) -> Resources:
+        used = (self._last or 0.0) - (self._first or 0.0) if self._last is not None else 0.0
+        return Resources(
+            pid=self.pid,
+            interval_s=self.interval_s,
+            cpu_percent=[round(c, 1) for c in self._cpu],
+            rss_mib=[round(r, 1) for r in self._rss],
+            cpu_seconds=round(used, 3),
+            cpu_us_per_request=used / requests * 1e6 if requests else 0.0,
+            peak_rss_mib=max(self._rss, default=0.0),
+        )
