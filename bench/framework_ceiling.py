@@ -103,6 +103,17 @@ def create_app() -> QuartTrio:
             },
         )
 
+    @app.delete(f"{BASE}/simple-store/remove")
+    async def store_remove() -> Response:
+        request.headers.get("Authorization")
+        request.args.getlist("uuids")
+        return Response(b"", status=200)
+
+    @app.get("/serviceorchestration/monitor/echo")
+    async def echo() -> Response:
+        request.headers.get("Authorization")
+        return Response(b"Got it!", status=200, content_type="text/plain")
+
     return app
 
 
@@ -126,8 +137,24 @@ _RAW_REPLY = (
 )
 
 
-async def _raw_connection(stream: trio.SocketStream) -> None:
+class Stall:
+    """`--stall-every N --stall-ms M`: every Nth request (over all connections) is answered M ms late,
+    as a server that pauses now and then (a GC, a slow fsync). It shows what coordinated omission
+    hides: a closed-loop client sees one slow request; an open-loop one sees every request that was
+    due during the pause."""
+
+    def __init__(self, every: int = 0, ms: float = 0.0) -> None:
+        self.every, self.seconds, self.seen = every, ms / 1e3, 0
+
+    async def maybe(self) -> None:
+        self.seen += 1
+        if self.every and self.seen % self.every == 0:
+            await trio.sleep(self.seconds)
+
+
+async def _raw_connection(stream: trio.SocketStream, stall: Stall | None = None) -> None:
     """Answer every request on the connection with the same reply (bodies skipped by Content-Length)."""
+    stall = stall or Stall()
     buffer = bytearray()
     try:
         while True:
@@ -145,16 +172,17 @@ async def _raw_connection(stream: trio.SocketStream) -> None:
                     return
                 buffer += chunk
             del buffer[: end + 4 + length]
+            await stall.maybe()
             await stream.send_all(_RAW_REPLY)
     except trio.BrokenResourceError:
         return
 
 
-async def serve_raw(host: str, port: int) -> None:
+async def serve_raw(host: str, port: int, stall: Stall | None = None) -> None:
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()
     print(f"serving HTTP on http://{bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
-    await trio.serve_listeners(_raw_connection, listeners)
+    await trio.serve_listeners(partial(_raw_connection, stall=stall or Stall()), listeners)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,10 +192,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--raw", action="store_true", help="bare trio socket responder (client ceiling)")
+    parser.add_argument("--stall-every", type=int, default=0, help="--raw: answer every Nth request late")
+    parser.add_argument("--stall-ms", type=float, default=0.0, help="--raw: by this many ms")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        trio.run(serve_raw if args.raw else serve_framework, args.host, args.port)
+        if args.raw:
+            trio.run(serve_raw, args.host, args.port, Stall(args.stall_every, args.stall_ms))
+        else:
+            trio.run(serve_framework, args.host, args.port)
     except KeyboardInterrupt:
         pass
 
