@@ -123,15 +123,19 @@ class RawMqtt:
                    keepalive: int = 60) -> RawMqtt:
         """Connect (clean session) and subscribe; `keepalive` 0: the broker never drops an idle client."""
         conn = cls(await trio.open_tcp_stream(host, port))
-        await conn.stream.send_all(encode_connect(client_id, keepalive))
-        first, body = await conn.next_packet()
-        if first >> 4 != CONNACK or len(body) < 2 or body[1] != 0:
-            raise ConnectionError(f"broker refused CONNECT: {first:#x} {body!r}")
-        if topics:
-            await conn.stream.send_all(encode_subscribe(1, topics))
+        try:
+            await conn.stream.send_all(encode_connect(client_id, keepalive))
             first, body = await conn.next_packet()
-            if first >> 4 != SUBACK or any(code >= 0x80 for code in body[2:]):
-                raise ConnectionError(f"broker refused SUBSCRIBE: {first:#x} {body!r}")
+            if first >> 4 != CONNACK or len(body) < 2 or body[1] != 0:
+                raise ConnectionError(f"broker refused CONNECT: {first:#x} {body!r}")
+            if topics:
+                await conn.stream.send_all(encode_subscribe(1, topics))
+                first, body = await conn.next_packet()
+                if first >> 4 != SUBACK or any(code >= 0x80 for code in body[2:]):
+                    raise ConnectionError(f"broker refused SUBSCRIBE: {first:#x} {body!r}")
+        except BaseException:
+            await trio.aclose_forcefully(conn.stream)
+            raise
         return conn
 
     async def fill(self) -> None:
