@@ -77,8 +77,8 @@ class WorkerResult:
     send_lag: str
     scheduler_lag: str
     cpu_s: float
+    handled: int
     measured_s: float
-    problem: str = ""
 
 
 @dataclass
@@ -102,6 +102,7 @@ class _Recorder:
         self.scheduler_lag = LatencyHistogram()
         self.statuses: Counter[str] = Counter()
         self.scheduled = self.started = self.completed = self.errors = 0
+        self.handled = 0  # every answer, warm-up included: what the client's CPU time was spent on
         self.interval = LatencyHistogram()
         self.last_answer = 0.0
 
@@ -112,6 +113,7 @@ class _Recorder:
             self._second(origin).sent += 1
 
     def answered(self, name: str, origin: float, now: float, status: str, ok: bool) -> None:
+        self.handled += 1
         if not self.window.measured(origin):
             return
         latency = now - origin
@@ -220,7 +222,8 @@ async def _run_open(spec: LoadSpec, process: int, start: float, recorder: _Recor
         async with send:
             for index in range(count):
                 due = schedule.due(start, index)
-                await trio.sleep_until(due)
+                if due > trio.current_time():  # when late, hand out the backlog without a checkpoint each
+                    await trio.sleep_until(due)
                 if recorder.window.measured(due):
                     recorder.scheduled += 1
                     recorder.scheduler_lag.record(trio.current_time() - due)
@@ -306,6 +309,7 @@ async def _worker(spec: LoadSpec, process: int, prepared: tuple[tuple[str, ...],
         send_lag=recorder.send_lag.encode(),
         scheduler_lag=recorder.scheduler_lag.encode(),
         cpu_s=time.process_time() - cpu_before,
+        handled=recorder.handled,
         measured_s=max(1e-9, measured_end - recorder.window.begins),
     )
 

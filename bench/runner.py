@@ -160,7 +160,7 @@ def summarize(target: Target, spec: LoadSpec, load: LoadResult) -> RunResult:
         client=ClientUse(
             processes=load.processes,
             cpu_seconds=round(cpu, 3),
-            cpu_us_per_request=cpu / (requests + errors) * 1e6 if requests + errors else 0.0,
+            cpu_us_per_request=cpu / handled * 1e6 if (handled := sum(w.handled for w in workers)) else 0.0,
             send_lag=_merged([w.send_lag for w in workers]).summary(),
         ),
         notes=notes,
