@@ -211,7 +211,8 @@ def _log_text(log: str | Path) -> str:
 def lockstore_over_mqtt(broker: Broker, data_dir: Path, *options: str,
                         prefix: str = DEFAULT_PREFIX) -> Iterator[Service]:
     """The real `lockstore serve` (HTTP on a free loopback port) with its MQTT transport on `broker`
-    under `prefix`; `options` are more `serve` options (`--fsync never`, ...). Stopped with SIGTERM."""
+    under `prefix`; `options` are more `serve` options (`--fsync never`, ...; not a `--log-level` above
+    INFO: readiness is read from its "serving HTTP on" log line). Stopped with SIGTERM."""
     client_id = f"lockstore-bench-{os.getpid()}-{next(_numbers)}"  # the broker drops a reused client id
     argv = [*harness.lockstore(data_dir, *options), "--mqtt-url", broker.url, "--mqtt-client-id", client_id,
             "--mqtt-topic-prefix", prefix]
