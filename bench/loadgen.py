@@ -196,7 +196,8 @@ async def _call(
             await slots.broken(slot, client)
             return "connection", False
     if reply is None:
-        await slots.broken(slot, client)  # an HTTP/1.1 connection with a request in flight is unusable
+        if slots.endpoint.kind != "mqtt":  # an HTTP/1.1 connection with a request in flight is unusable;
+            await slots.broken(slot, client)  # an MQTT one goes on (the late reply is dropped)
         return "timeout", False
     workload.answered(operation, reply)
     return str(reply.status), reply.ok

@@ -20,7 +20,7 @@ import sys
 import msgspec
 import trio
 
-from bench.mqtt_bench import PUBLISH, RawMqtt, encode_publish, parse_publish
+from bench.mqtt_codec import PUBLISH, RawMqtt, encode_publish, parse_publish
 from transports.mqtt_requests import request_topics
 from transports.mqtt_session import MessageProperties, MqttSession, MqttSettings
 
