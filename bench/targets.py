@@ -94,11 +94,18 @@ def mqtt_echo(raw: bool = False) -> Iterator[Target]:
 
 @contextmanager
 def etcd() -> Iterator[Target]:
-    from bench.etcd_peer import ETCD_INSTALL_HINT, etcd_server, find_etcd
+    """etcd on loopback with a temporary data dir, checked first (`self_check`: create, conflict, query,
+    remove against the real server) so that a wrong mapping is never measured."""
+    import trio
+
+    from bench.etcd_peer import ETCD_INSTALL_HINT, etcd_server, find_etcd, self_check
 
     if find_etcd() is None:
-        raise Unavailable(f"etcd is not installed: {ETCD_INSTALL_HINT}")
+        raise Unavailable(ETCD_INSTALL_HINT)
     with etcd_server() as server:
+        problems = trio.run(self_check, server.endpoint)
+        if problems:
+            raise Unavailable("etcd failed the harness's self-check: " + "; ".join(problems))
         yield Target("etcd", "http", server.endpoint, (server.pid,))
 
 
