@@ -19,7 +19,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from bench import targets
-from bench.loadgen import LoadSpec, cpu_count
+from bench.fleet import cpu_count
+from bench.loadgen import LoadSpec
 from bench.operations import Endpoint
 from bench.report import markdown
 from bench.results import Report, RunResult, machine_facts, save_report

@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 import trio
 
 from bench.clients import open_client
+from bench.fleet import LoadResult, run_load
 from bench.histogram import LatencyHistogram
-from bench.loadgen import LoadResult, LoadSpec, WorkerResult, run_load
+from bench.loadgen import LoadSpec, WorkerResult
 from bench.operations import CreateRules, Operation
 from bench.results import ClientUse, RunResult, Second
 from bench.sampler import Sampler

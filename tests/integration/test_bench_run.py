@@ -13,8 +13,9 @@ import pytest
 
 from bench import harness
 from bench.cli import main as bench_main
+from bench.fleet import run_load
 from bench.histogram import LatencyHistogram
-from bench.loadgen import LoadSpec, run_load
+from bench.loadgen import LoadSpec
 from bench.operations import Endpoint
 from bench.results import load_report
 from bench.runner import run_once, summarize
