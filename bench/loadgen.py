@@ -71,6 +71,7 @@ class WorkerResult:
     scheduler_lag: str
     cpu_s: float
     handled: int
+    received: int
     measured_s: float
 
 
@@ -96,6 +97,10 @@ class _Recorder:
         self.statuses: Counter[str] = Counter()
         self.scheduled = self.started = self.completed = self.errors = 0
         self.handled = 0  # every answer, warm-up included: what the client's CPU time was spent on
+        # Successful answers that *arrived* inside the window, whenever they were due: the throughput.
+        # (Counting by due time would credit an overloaded target with the offered rate, its backlog
+        # being answered after the window.)
+        self.received = 0
         self.interval = LatencyHistogram()
         self.last_answer = 0.0
 
@@ -107,6 +112,8 @@ class _Recorder:
 
     def answered(self, name: str, origin: float, now: float, status: str, ok: bool) -> None:
         self.handled += 1
+        if ok and self.window.measured(now):
+            self.received += 1
         if not self.window.measured(origin):
             return
         latency = now - origin
@@ -304,6 +311,7 @@ async def worker(spec: LoadSpec, process: int, prepared: tuple[tuple[str, ...], 
         scheduler_lag=recorder.scheduler_lag.encode(),
         cpu_s=time.process_time() - cpu_before,
         handled=recorder.handled,
+        received=recorder.received,
         measured_s=max(1e-9, measured_end - recorder.window.begins),
     )
 

@@ -104,7 +104,9 @@ def _timeline(plt: Any, report: Report) -> Any:
     if not runs:
         return None
     labels = _labels(report)
-    figure, all_axes = plt.subplots(len(runs), 1, figsize=(9, 1.0 + 2.4 * len(runs)), sharex=True, squeeze=False)
+    figure, all_axes = plt.subplots(
+        len(runs), 1, figsize=(9, 1.0 + 2.4 * len(runs)), sharex=True, sharey=True, squeeze=False
+    )  # one y scale for all: the targets' latencies compare at a glance
     for axes, run in zip(all_axes[:, 0], runs, strict=True):
         ts = [second.t for second in run.timeline]
         for field, style in (("max_ms", ":"), ("p99_ms", "-"), ("p50_ms", "-")):
@@ -126,39 +128,48 @@ def _timeline(plt: Any, report: Report) -> Any:
     return figure
 
 
-def _sweeps(report: Report, mode: str) -> dict[str, list[tuple[float, float]]]:
-    """(load, achieved req/s) per target for every target run at two or more loads in `mode`."""
-    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+def _sweeps(report: Report, mode: str) -> dict[str, list[tuple[float, float, float]]]:
+    """(load, achieved req/s, p99 ms) per target for every target run at two or more loads in `mode`."""
+    points: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for run in report.runs:
         load = run.offered_rate if mode == "open" else run.concurrency
         if run.mode == mode and load is not None:
-            points[f"{run.target} {run.scenario} {run.transport}"].append((float(load), run.throughput_rps))
-    return {key: sorted(series) for key, series in points.items() if len({load for load, _ in series}) > 1}
+            points[f"{run.target} {run.scenario} {run.transport}"].append(
+                (float(load), run.throughput_rps, run.latency.p99_ms)
+            )
+    return {key: sorted(series) for key, series in points.items() if len({p[0] for p in series}) > 1}
 
 
 def _throughput(plt: Any, report: Report) -> Any:
+    """Top: achieved throughput against the load; below: p99 against the same load (where latency
+    takes off is the usable capacity, usually well before throughput flattens)."""
     panels = [(mode, sweeps) for mode in ("open", "closed") if (sweeps := _sweeps(report, mode))]
     if not panels:
         return None
-    figure, all_axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5.5), squeeze=False)
-    for axes, (mode, sweeps) in zip(all_axes[0], panels, strict=True):
+    figure, all_axes = plt.subplots(2, len(panels), figsize=(7 * len(panels), 9), squeeze=False, sharex="col")
+    for column, (mode, sweeps) in enumerate(panels):
+        axes, latency_axes = all_axes[0, column], all_axes[1, column]
         for key, series in sweeps.items():
-            loads, achieved = zip(*series, strict=True)
-            axes.plot(loads, achieved, "o-", label=key)
+            loads, achieved, p99 = zip(*series, strict=True)
+            line = axes.plot(loads, achieved, "o-", label=key)[0]
+            latency_axes.plot(loads, p99, "o-", color=line.get_color(), label=key)
         if mode == "open":
-            top = max(load for series in sweeps.values() for load, _ in series)
+            top = max(point[0] for series in sweeps.values() for point in series)
             axes.plot([0, top], [0, top], "--", color="grey", label="ideal (achieved = offered)")
-            axes.set_xlabel("offered rate (req/s)")
+            latency_axes.set_xlabel("offered rate (req/s)")
             axes.set_title("Open loop: achieved vs offered rate", fontsize="medium")
         else:
-            axes.set_xlabel("concurrency (requests in flight)")
+            latency_axes.set_xlabel("concurrency (requests in flight)")
             axes.set_title("Closed loop: throughput vs concurrency", fontsize="medium")
         axes.set_xlim(left=0)
         axes.set_ylim(bottom=0)
         axes.set_ylabel("achieved throughput (req/s)")
-        axes.grid(True, alpha=0.3)
-        axes.legend(fontsize="small")
+        latency_axes.set_yscale("log")
+        latency_axes.set_ylabel("p99 latency (ms)")
+        for each in (axes, latency_axes):
+            each.grid(True, which="both", alpha=0.3)
+            each.legend(fontsize="small")
     runs = [run for run in report.runs if run.mode in {mode for mode, _ in panels}]
-    figure.suptitle(f"Throughput: {_what(runs)}")
+    figure.suptitle(f"Throughput and p99 by load: {_what(runs)}")
     figure.tight_layout()
     return figure

@@ -117,6 +117,16 @@ def _timeline(workers: list[WorkerResult]) -> list[Second]:
     return rows
 
 
+def _throughput(spec: LoadSpec, workers: list[WorkerResult], measured: float) -> float:
+    """Successful answers per second that arrived in the window (bulk loads: all of them over the time
+    they took). An overloaded open-loop target thus shows what it sustained, not the offered rate."""
+    if measured <= 0:
+        return math.nan
+    if spec.total_requests is not None:
+        return sum(w.completed for w in workers) / measured
+    return sum(w.received for w in workers) / spec.duration_s
+
+
 def summarize(target: Target, spec: LoadSpec, load: LoadResult) -> RunResult:
     """The client processes' tallies → one result (histograms merged, not percentiles averaged)."""
     workers = load.workers
@@ -151,7 +161,7 @@ def summarize(target: Target, spec: LoadSpec, load: LoadResult) -> RunResult:
         measured_s=round(measured, 3),
         requests=requests,
         errors=errors,
-        throughput_rps=requests / measured if measured > 0 else math.nan,
+        throughput_rps=_throughput(spec, workers, measured),
         statuses=dict(sorted(statuses.items())),
         latency=latency.summary(),
         histogram=latency.encode(),

@@ -65,7 +65,7 @@ def test_open_loop_sends_the_scheduled_count_and_measures_only_the_window(noop: 
     assert sum(w.completed for w in load.workers) == 200
     assert {w.completed for w in load.workers} == {100}  # the schedule is shared evenly
     assert [row.sent for row in result.timeline] == [200]
-    assert result.throughput_rps == pytest.approx(200, rel=0.01)
+    assert result.throughput_rps == pytest.approx(200, rel=0.03)  # answers that arrived in the window
     assert result.operations.keys() == {"create"}
     assert LatencyHistogram.decode(result.histogram).count == 200
     assert result.client.processes == 2 and result.client.cpu_seconds > 0
