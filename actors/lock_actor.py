@@ -16,7 +16,7 @@ from actors.locks import LockTable
 from actors.records import Lock, LockFilter, LocksCreated, LocksRemoved, NewLock, PageRequest, encode_event
 from actors.rollback import UndoLog, undo_lock_event
 from actors.runtime import DurableLog, Mailbox, serve_mailbox
-from actors.snapshots import Capture, capture_locks
+from actors.snapshots import Capture, stream_locks
 from wal.errors import LogUnavailable
 
 # Re-check the clock at least this often, so a wall-clock jump cannot postpone a purge for long.
@@ -53,8 +53,9 @@ class LockActor:
         return await self.mailbox.ask(lambda: len(self._table))
 
     async def capture(self) -> Capture:
-        """The table as of the log's LSN, for a snapshot (a shallow copy: cheap, see actors/snapshots.py)."""
-        return await self.mailbox.ask(lambda: capture_locks(self._table, self._log.appended_lsn))
+        """The table as of the log's LSN, for a snapshot: O(1) here, the records are then read out a
+        piece per message (see actors/snapshots.py)."""
+        return await self.mailbox.ask(lambda: stream_locks(self._table, self._log.appended_lsn, self.mailbox))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._purge()  # locks that expired while the service was down

@@ -1,10 +1,17 @@
 """Actor snapshots: capture inside the actor, encode and write outside it, load at start-up, compact.
 
-Capturing is cheap because table records are immutable msgspec Structs: a shallow list of them plus
-`next_id` and the log's LSN, taken in one actor message, is a consistent copy (a few ms at 10^6).
-The mailbox reply already waits until that LSN is durable, so a snapshot never covers a change a
-crash could still lose. Encoding (msgspec, `CHUNK` records per call, so the GIL is released between
-chunks) and writing happen in a worker thread while the actors go on serving.
+Capturing must not stall the actor: at 10^6 records even copying the list of records (immutable
+msgspec Structs) holds it 10-35 ms. So the capture only starts a `CaptureWalk` (O(1)): its instant,
+with the log's LSN and `next_id`, is the snapshot's state, and the records are then read out in
+pieces of `PIECE`, one actor message each (about a millisecond), with requests served in between;
+changes made meanwhile are journaled so that the pieces still add up to that instant (see
+actors/capture_walk.py). The mailbox reply already waits until that LSN is durable, so a snapshot
+never covers a change a crash could still lose. Each piece is encoded (msgspec) in the trio thread
+and written by a worker thread (os.write releases the GIL), so the event loop is never held for
+more than one piece.
+
+Start-up loads the newest snapshot of each actor into a loader (records by id, no indexes), replays
+the log after it into the loader, and only then builds each table's indexes, once, in bulk.
 
 Compaction keeps the newest `KEEP` snapshots of each actor and deletes the log segments wholly
 covered by the *older* kept snapshot of every actor: if the newest snapshot turns out damaged,
@@ -17,30 +24,49 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import trio
 
-from actors.locks import LockTable
-from actors.records import Lock, LocksCreated, LocksRemoved, Rule, decode_event
-from actors.runtime import ActorStopped
-from actors.store import RuleTable
+from actors.capture_walk import CaptureWalk
+from actors.locks import LockLoader, LockTable
+from actors.records import (
+    Lock,
+    LocksCreated,
+    LocksRemoved,
+    Rule,
+    RulesCreated,
+    RulesRemoved,
+    RulesUpdated,
+    decode_event,
+)
+from actors.runtime import ActorStopped, Mailbox
+from actors.store import RuleLoader, RuleTable
 from wal import failpoints
 from wal.errors import LogUnavailable, WalCorruption
 from wal.log import WriteAheadLog
 from wal.recovery import Recovery
 from wal.segment import SEGMENT_BYTES, ensure_directory, list_segments, lock_directory, sync_directory
-from wal.snapshot import SnapshotFile, list_snapshots, read_snapshot, remove_temporaries, write_snapshot
+from wal.snapshot import (
+    SnapshotFile,
+    SnapshotWriter,
+    list_snapshots,
+    read_snapshot,
+    remove_temporaries,
+    write_snapshot,
+)
 
 LOCKS = "locks"
 STORE = "store"
-CHUNK = 10_000
+CHUNK = 10_000  # records per snapshot frame when the records are at hand (write_capture)
+PIECE = 4_000  # records per actor message while a capture is read out (about 1 ms at 10^6 records)
+WRITE_BATCH = 1 << 20  # encoded bytes handed to the worker thread per write
 KEEP = 2
 
 log = logging.getLogger("lockstore.snapshots")
@@ -57,22 +83,93 @@ _lock_chunk = msgspec.msgpack.Decoder(list[Lock])
 _rule_chunk = msgspec.msgpack.Decoder(list[Rule])
 
 
+class SnapshotInconsistent(RuntimeError):
+    """A capture gave out another number of records than its state held (a bug; the file is not kept)."""
+
+
+class ActorStream:
+    """The records of one capture, read a piece per message to the actor that owns the table."""
+
+    def __init__(
+        self, mailbox: Mailbox, walk: CaptureWalk[Any, Any], end: Callable[[CaptureWalk[Any, Any]], None],
+        piece: int = PIECE,
+    ) -> None:
+        self._mailbox = mailbox
+        self._walk = walk
+        self._end = end
+        self._piece = piece
+        self.count = walk.count
+        self.held = 0.0  # the longest a piece held the actor, in seconds
+        self._closed = False
+
+    async def next(self) -> list[Any] | None:
+        """The next piece (maybe empty); None once every record was given out."""
+        if self._closed:
+            return None
+        return await self._mailbox.ask(self._read)
+
+    def _read(self) -> list[Any] | None:  # runs inside the actor
+        started = time.perf_counter()
+        records = self._walk.next(self._piece)
+        if records is None:
+            self._detach()
+        self.held = max(self.held, time.perf_counter() - started)
+        return records
+
+    def _detach(self) -> None:  # runs inside the actor
+        self._closed = True
+        self._end(self._walk)
+
+    async def close(self) -> None:
+        """Stop the table journaling for this capture (finished or not); safe to call more than once."""
+        if self._closed:
+            return
+        try:
+            await self._mailbox.ask(self._detach)
+        except (ActorStopped, LogUnavailable):
+            self._closed = True  # the actor is gone (or its reply failed after the message ran)
+
+
 @dataclass(slots=True)
 class Capture:
-    """One actor's state as of `lsn` (every change up to it included, none after it)."""
+    """One actor's state as of `lsn` (every change up to it included, none after it): either the
+    `records` themselves, or a `stream` that reads them out of the actor."""
 
     name: str
     lsn: int
     next_id: int
-    records: Sequence[Any]
+    records: Sequence[Any] = ()
+    stream: ActorStream | None = None
+    held: float = 0.0  # seconds the capture message held its actor
+
+    @property
+    def count(self) -> int:
+        return self.stream.count if self.stream is not None else len(self.records)
 
 
 def capture_locks(table: LockTable, lsn: int) -> Capture:
+    """Every lock at hand (a shallow copy, O(n)); the actor streams instead (`stream_locks`)."""
     return Capture(LOCKS, lsn, table.next_id, table.records())
 
 
 def capture_rules(table: RuleTable, lsn: int) -> Capture:
     return Capture(STORE, lsn, 0, table.records())
+
+
+def stream_locks(table: LockTable, lsn: int, mailbox: Mailbox) -> Capture:
+    """Run inside the lock actor: start a capture of its table, O(1)."""
+    started = time.perf_counter()
+    walk = table.begin_capture()
+    stream = ActorStream(mailbox, walk, table.end_capture)
+    return Capture(LOCKS, lsn, table.next_id, stream=stream, held=time.perf_counter() - started)
+
+
+def stream_rules(table: RuleTable, lsn: int, mailbox: Mailbox) -> Capture:
+    """Run inside the store actor: start a capture of its table, O(1)."""
+    started = time.perf_counter()
+    walk = table.begin_capture()
+    stream = ActorStream(mailbox, walk, table.end_capture)
+    return Capture(STORE, lsn, 0, stream=stream, held=time.perf_counter() - started)
 
 
 def encode_chunks(records: Sequence[Any], chunk: int = CHUNK) -> Iterator[bytes]:
@@ -81,10 +178,61 @@ def encode_chunks(records: Sequence[Any], chunk: int = CHUNK) -> Iterator[bytes]
         yield encoder.encode(records[start : start + chunk])
 
 
+def _meta(capture: Capture) -> bytes:
+    return _meta_encoder.encode(SnapshotMeta(capture.count, capture.next_id))
+
+
 def write_capture(directory: Path, capture: Capture, *, fsync: bool = True) -> Path:
-    """Blocking: encode and write one capture (run it in a worker thread)."""
-    meta = _meta_encoder.encode(SnapshotMeta(len(capture.records), capture.next_id))
-    return write_snapshot(directory, capture.name, capture.lsn, meta, encode_chunks(capture.records), fsync=fsync)
+    """Blocking: encode and write a capture whose records are at hand (no stream)."""
+    assert capture.stream is None, "a streamed capture is written with write_streamed"
+    return write_snapshot(directory, capture.name, capture.lsn, _meta(capture), encode_chunks(capture.records),
+                          fsync=fsync)
+
+
+async def _pieces(capture: Capture) -> AsyncIterator[list[Any]]:
+    if capture.stream is None:
+        for start in range(0, len(capture.records), CHUNK):
+            yield list(capture.records[start : start + CHUNK])
+        return
+    while (piece := await capture.stream.next()) is not None:
+        yield piece
+
+
+def _write_chunks(writer: SnapshotWriter, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        writer.write_chunk(chunk)
+
+
+async def write_streamed(directory: Path, capture: Capture, *, fsync: bool = True) -> Path:
+    """Write a capture (streamed or not) without holding the event loop: each piece is encoded here,
+    between checkpoints, and the file is written, fsync'd and renamed by worker threads."""
+    writer = await trio.to_thread.run_sync(
+        partial(SnapshotWriter, directory, capture.name, capture.lsn, _meta(capture), fsync=fsync)
+    )
+    try:
+        encoder = msgspec.msgpack.Encoder()
+        written = 0
+        batch: list[bytes] = []
+        size = 0
+        async for piece in _pieces(capture):
+            if not piece:
+                continue
+            batch.append(encoder.encode(piece))
+            written += len(piece)
+            size += len(batch[-1])
+            if size >= WRITE_BATCH:
+                await trio.to_thread.run_sync(_write_chunks, writer, batch)
+                batch, size = [], 0
+            else:
+                await trio.lowlevel.checkpoint()
+        await trio.to_thread.run_sync(_write_chunks, writer, batch)
+        if written != capture.count:
+            raise SnapshotInconsistent(f"{capture.name} capture at LSN {capture.lsn} gave {written} records "
+                                       f"of {capture.count}")
+        return await trio.to_thread.run_sync(writer.commit)
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def decode_records(name: str, chunks: Sequence[bytes]) -> list[Any]:
@@ -100,10 +248,10 @@ def decode_records(name: str, chunks: Sequence[bytes]) -> list[Any]:
 
 @dataclass
 class Loaded:
-    """What start-up restored from snapshots, and what it had to skip."""
+    """What start-up restored from snapshots (not indexed yet), and what it had to skip."""
 
-    locks: LockTable
-    store: RuleTable
+    locks: LockLoader
+    store: RuleLoader
     lsns: dict[str, int] = field(default_factory=dict)  # snapshot LSN per actor (0: none)
     files: list[Path] = field(default_factory=list)
     records: int = 0
@@ -131,7 +279,7 @@ def load_snapshots(directory: Path) -> Loaded:
     """Restore each actor from its newest intact snapshot (falling back to older ones, then to an
     empty table if the log still starts at LSN 1). Blocking; call before serving."""
     started = time.perf_counter()
-    loaded = Loaded(LockTable(), RuleTable(), {LOCKS: 0, STORE: 0})
+    loaded = Loaded(LockLoader(), RuleLoader(), {LOCKS: 0, STORE: 0})
     loaded.removed_temporaries = remove_temporaries(directory)
     segments = list_segments(directory)
     log_from_start = not segments or segments[0][0] == 1
@@ -144,6 +292,7 @@ def load_snapshots(directory: Path) -> Loaded:
                     raise WalCorruption(candidate.path, 0, "snapshot header does not match its file name")
                 meta = _meta_decoder.decode(snapshot.meta)
                 records = decode_records(name, snapshot.chunks)
+                snapshot.chunks.clear()  # the encoded bytes are not needed any more: lower peak memory
                 if len(records) != meta.count:
                     raise WalCorruption(candidate.path, 0, f"snapshot holds {len(records)} records, says {meta.count}")
             except (WalCorruption, msgspec.DecodeError) as error:
@@ -152,9 +301,9 @@ def load_snapshots(directory: Path) -> Loaded:
                 problems.append(error)
                 continue
             if name == LOCKS:
-                loaded.locks = LockTable.restore(records, meta.next_id)
+                loaded.locks = LockLoader(records, meta.next_id)
             else:
-                loaded.store = RuleTable(records)
+                loaded.store = RuleLoader(records)
             loaded.lsns[name] = snapshot.lsn
             loaded.files.append(candidate.path)
             loaded.records += len(records)
@@ -168,10 +317,18 @@ def load_snapshots(directory: Path) -> Loaded:
     return loaded
 
 
-class Replayer:
-    """Log sink for start-up: applies each event to its actor's table unless its snapshot covers it."""
+class _LockSink(Protocol):
+    def apply(self, event: LocksCreated | LocksRemoved) -> None: ...
 
-    def __init__(self, locks: LockTable, store: RuleTable, lsns: dict[str, int]) -> None:
+
+class _StoreSink(Protocol):
+    def apply(self, event: RulesCreated | RulesUpdated | RulesRemoved) -> None: ...
+
+
+class Replayer:
+    """Log sink: applies each event to its actor's table (or loader) unless its snapshot covers it."""
+
+    def __init__(self, locks: _LockSink, store: _StoreSink, lsns: dict[str, int]) -> None:
         self.locks, self.store = locks, store
         self.lock_lsn, self.store_lsn = lsns.get(LOCKS, 0), lsns.get(STORE, 0)
         self.applied = 0
@@ -237,7 +394,8 @@ class Snapshotter:
         self._scope = trio.CancelScope()
 
     def stop(self) -> None:
-        """End `run` (at shutdown, before the actors stop); a snapshot being written is finished first."""
+        """End `run` (at shutdown, before the actors stop). A snapshot being written is finished if its
+        actor still answers, else abandoned (its temporary file removed; the log still has everything)."""
         self._scope.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -256,7 +414,7 @@ class Snapshotter:
                 delay = 1.0
             except ActorStopped:
                 return
-            except (OSError, LogUnavailable) as error:
+            except (OSError, LogUnavailable, SnapshotInconsistent) as error:
                 log.error("snapshot failed (will retry in %.0f s): %s", delay, error)
                 await trio.sleep(delay)
                 delay = min(delay * 2, 60.0)
@@ -270,23 +428,27 @@ class Snapshotter:
             started = time.perf_counter()
             stall = 0.0
             for capture_state in self._captures:
-                asked = time.perf_counter()
                 capture = await capture_state()
-                stall = max(stall, time.perf_counter() - asked)
-                newest = list_snapshots(self._directory, capture.name)
-                if newest and newest[-1].lsn >= capture.lsn:
-                    continue
-                written.append(
-                    await trio.to_thread.run_sync(partial(write_capture, self._directory, capture, fsync=self._fsync))
-                )
+                try:
+                    newest = list_snapshots(self._directory, capture.name)
+                    if newest and newest[-1].lsn >= capture.lsn:
+                        continue
+                    with trio.CancelScope(shield=True):
+                        written.append(await write_streamed(self._directory, capture, fsync=self._fsync))
+                finally:
+                    if capture.stream is not None:
+                        with trio.CancelScope(shield=True):
+                            await capture.stream.close()
+                    stall = max(stall, capture.held, capture.stream.held if capture.stream is not None else 0.0)
             removed = await trio.to_thread.run_sync(self.compact)
         finally:
             self.running = False
         self.taken += 1
         self.last_stall = stall
         log.info(
-            "snapshot written: %s in %.3f s; removed %d old file(s)",
-            ", ".join(p.name for p in written) or "nothing new", time.perf_counter() - started, len(removed),
+            "snapshot written: %s in %.3f s (longest hold of an actor %.1f ms); removed %d old file(s)",
+            ", ".join(p.name for p in written) or "nothing new", time.perf_counter() - started, stall * 1e3,
+            len(removed),
         )
         return written
 
@@ -327,10 +489,11 @@ class OpenedState:
     store: RuleTable
     replayed: int
     seconds: float
+    indexing: float = 0.0  # seconds spent building the tables' indexes after the replay
 
 
 def open_state(directory: Path, *, fsync: bool = True, segment_bytes: int = SEGMENT_BYTES) -> OpenedState:
-    """Lock the log directory, load the snapshots, replay the log after them, log what it loaded.
+    """Lock the log directory, load the snapshots, replay the log after them, index, log what it loaded.
 
     Raises WalCorruption (file and offset) when the snapshots and the log cannot give back the
     acknowledged state. Blocking; call before serving.
@@ -356,11 +519,14 @@ def open_state(directory: Path, *, fsync: bool = True, segment_bytes: int = SEGM
     )
     if recovery.torn_tail is not None:
         log.warning("write-ahead log: %s", recovery.torn_tail.describe())
+    indexing_started = time.perf_counter()
+    locks, store = without_gc(lambda: (loaded.locks.table(), loaded.store.table()))
+    indexing = time.perf_counter() - indexing_started
     seconds = time.perf_counter() - started
     log.info(
         "loaded %s; replayed %d records after LSN %d from %d of %d segment(s) (%d bytes) in %.3f s; "
-        "next LSN %d; %d locks, %d rules; start-up state ready in %.3f s",
+        "indexed %d locks, %d rules in %.3f s; next LSN %d; start-up state ready in %.3f s",
         loaded.describe(), replayer.applied, loaded.from_lsn - 1, recovery.segments_read, recovery.segments,
-        recovery.bytes, recovery.seconds, wal.appended_lsn + 1, len(loaded.locks), len(loaded.store), seconds,
+        recovery.bytes, recovery.seconds, len(locks), len(store), indexing, wal.appended_lsn + 1, seconds,
     )
-    return OpenedState(wal, recovery, loaded, loaded.locks, loaded.store, replayer.applied, seconds)
+    return OpenedState(wal, recovery, loaded, locks, store, replayer.applied, seconds, indexing)

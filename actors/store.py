@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from operator import attrgetter
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
-from sortedcontainers import SortedList
-
+from actors.capture_walk import CaptureWalk
 from actors.errors import Rejected
 from actors.records import (
-    RULE_SORT_FIELDS,
     NewRule,
     PageRequest,
     Rule,
@@ -27,32 +25,7 @@ from actors.records import (
     RulesUpdated,
     StoreEvent,
 )
-
-_K = TypeVar("_K")
-
-# Sort keys per wire field name. Every key ends with the id, so ties break by id in the requested
-# direction (DECISIONS.md) and the global sorted indexes hold exactly these keys.
-_SORT_KEYS: dict[str, Callable[[Rule], Any]] = {
-    "id": attrgetter("id"),
-    "consumer": attrgetter("consumer", "id"),
-    "serviceDefinition": attrgetter("service_definition", "id"),
-    "priority": attrgetter("priority", "id"),
-    "serviceInstanceId": attrgetter("service_instance_id", "id"),
-    "createdAt": attrgetter("created_at", "id"),
-}
-assert set(_SORT_KEYS) == set(RULE_SORT_FIELDS)
-
-# Equality indexes: key of a rule -> ids of the rules with that key.
-_HASH_KEYS: dict[str, Callable[[Rule], Any]] = {
-    "consumer": attrgetter("consumer"),
-    "service_definition": attrgetter("service_definition"),
-    "service_instance_id": attrgetter("service_instance_id"),
-    "created_by": attrgetter("created_by"),
-    "rule_set": attrgetter("consumer", "service_definition"),
-}
-
-# The uniqueness rule of the store: at most one rule per (consumer, service definition, priority).
-_unique_key: Callable[[Rule], tuple[str, str, int]] = attrgetter("consumer", "service_definition", "priority")
+from actors.rule_indexes import SORT_KEYS, RuleIndexes
 
 # Above this many (consumer, service definition) combinations the rule-set index is not worth probing.
 _MAX_PAIR_PROBES = 1024
@@ -75,21 +48,6 @@ def existing_message(consumer: str, service_definition: str, priority: int) -> s
 SAME_RULE_SET_MESSAGE = (
     "Subscription ids should belong to the same rule set (same consumer and service definition)"
 )
-
-
-def _link(index: dict[_K, set[str]], key: _K, rule_id: str) -> None:
-    ids = index.get(key)
-    if ids is None:
-        index[key] = {rule_id}
-    else:
-        ids.add(rule_id)
-
-
-def _unlink(index: dict[_K, set[str]], key: _K, rule_id: str) -> None:
-    ids = index[key]
-    ids.discard(rule_id)
-    if not ids:
-        del index[key]  # empty sets would leak memory and make equal states compare unequal
 
 
 class _Source(NamedTuple):
@@ -151,11 +109,16 @@ class RuleTable:
     needs. Owned by exactly one actor; `rules` gives a snapshot seed, `RuleTable(rules)` bulk-loads one."""
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
-        self._rules: dict[str, Rule] = {}
-        self._hashed: dict[str, dict[Any, set[str]]] = {name: {} for name in _HASH_KEYS}
-        self._unique: dict[tuple[str, str, int], str] = {}
-        self._sorted: dict[str, SortedList] = {name: SortedList() for name in _SORT_KEYS}
-        self._add_many(rules)
+        self._adopt({rule.id: rule for rule in rules})  # the last of a repeated id wins, as in apply
+
+    def _adopt(self, rules: dict[str, Rule]) -> None:
+        """Index `rules` in one go (actors/rule_indexes.py) and keep the dict itself."""
+        self._rules = rules
+        self._indexes = RuleIndexes.build(list(rules.values())) if rules else RuleIndexes()
+        self._hashed = self._indexes.hashed
+        self._unique = self._indexes.unique
+        self._sorted = self._indexes.sorted
+        self._capture: CaptureWalk[str, Rule] | None = None  # a snapshot being read out (see begin_capture)
 
     # ------------------------------------------------------------------ reading
 
@@ -177,74 +140,53 @@ class RuleTable:
 
     def same_state(self, other: RuleTable) -> bool:
         """Rules and every index equal (O(n); for tests and replay checks)."""
-        return (
-            self._rules == other._rules
-            and self._hashed == other._hashed
-            and self._unique == other._unique
-            and all(list(self._sorted[name]) == list(other._sorted[name]) for name in _SORT_KEYS)
-        )
+        return self._rules == other._rules and self._indexes == other._indexes
+
+    # ------------------------------------------------------------------ snapshot capture
+
+    def begin_capture(self) -> CaptureWalk[str, Rule]:
+        """Start reading every rule as of now, in pieces between other messages (O(1) now)."""
+        self._capture = CaptureWalk(self._sorted["id"], self._rules)
+        return self._capture
+
+    def end_capture(self, walk: CaptureWalk[str, Rule]) -> None:
+        """Stop journaling changes for `walk` (finished or abandoned)."""
+        if self._capture is walk:
+            self._capture = None
 
     # ------------------------------------------------------------------ events
 
     def apply(self, event: StoreEvent) -> None:
         """Make an already-planned (and logged) change. Deterministic; also used for log replay."""
+        rules, indexes, walk = self._rules, self._indexes, self._capture
         if isinstance(event, RulesCreated):
-            self._add_many(event.rules)
+            batch = {r.id: r for r in event.rules}
+            for rule_id in batch:
+                if walk is not None:
+                    walk.touched(rule_id)
+                old = rules.pop(rule_id, None)
+                if old is not None:  # never planned, but replay must not corrupt the indexes
+                    indexes.remove(old)
+            rules.update(batch)
+            indexes.add_many(list(batch.values()))
         elif isinstance(event, RulesUpdated):
             # Two phases, so a swap never deletes the uniqueness entry its partner just took over.
             latest = {r.id: r for r in event.rules}.values()
-            pairs = [(self._rules[r.id], r) for r in latest if r.id in self._rules]
+            pairs = [(rules[r.id], r) for r in latest if r.id in rules]
             for old, new in pairs:
-                self._unindex(old, keep_if_same_as=new)
+                indexes.remove(old, keep_if_same_as=new)
             for old, new in pairs:
-                self._index(new, skip_if_same_as=old)
-                self._rules[new.id] = new
+                indexes.add(new, skip_if_same_as=old)
+                if walk is not None:
+                    walk.touched(new.id)
+                rules[new.id] = new
         else:
             for rule_id in event.ids:
-                rule = self._rules.pop(rule_id, None)
+                if walk is not None:
+                    walk.touched(rule_id)
+                rule = rules.pop(rule_id, None)
                 if rule is not None:
-                    self._unindex(rule)
-
-    def _add_many(self, rules: Iterable[Rule]) -> None:
-        batch = {r.id: r for r in rules}
-        for rule_id in batch:
-            old = self._rules.pop(rule_id, None)
-            if old is not None:  # never planned, but replay must not corrupt the indexes
-                self._unindex(old)
-        for rule in batch.values():
-            self._rules[rule.id] = rule
-            for name, key in _HASH_KEYS.items():
-                _link(self._hashed[name], key(rule), rule.id)
-            self._unique[_unique_key(rule)] = rule.id
-        for name, key in _SORT_KEYS.items():
-            # update() rebuilds in one sort when the batch is large (bulk load), else adds one by one.
-            self._sorted[name].update([key(rule) for rule in batch.values()])
-
-    def _index(self, rule: Rule, skip_if_same_as: Rule | None = None) -> None:
-        other = skip_if_same_as
-        for name, key in _HASH_KEYS.items():
-            k = key(rule)
-            if other is None or key(other) != k:
-                _link(self._hashed[name], k, rule.id)
-        self._unique[_unique_key(rule)] = rule.id
-        for name, key in _SORT_KEYS.items():
-            k = key(rule)
-            if other is None or key(other) != k:
-                self._sorted[name].add(k)
-
-    def _unindex(self, rule: Rule, keep_if_same_as: Rule | None = None) -> None:
-        other = keep_if_same_as
-        for name, key in _HASH_KEYS.items():
-            k = key(rule)
-            if other is None or key(other) != k:
-                _unlink(self._hashed[name], k, rule.id)
-        unique = _unique_key(rule)
-        if self._unique.get(unique) == rule.id:
-            del self._unique[unique]
-        for name, key in _SORT_KEYS.items():
-            k = key(rule)
-            if other is None or key(other) != k:
-                self._sorted[name].remove(k)
+                    indexes.remove(rule)
 
     # ------------------------------------------------------------------ commands
 
@@ -391,7 +333,7 @@ class RuleTable:
         matches = list(candidates) if rest is None else [r for r in candidates if rest(r)]
         if start >= len(matches):
             return [], len(matches)
-        matches.sort(key=_SORT_KEYS[page.sort_field], reverse=page.descending)
+        matches.sort(key=SORT_KEYS[page.sort_field], reverse=page.descending)
         return matches[start : start + page.size], len(matches)
 
     def _walk_page(self, f: RuleFilter, page: PageRequest, start: int, budget: int) -> list[Rule] | None:
@@ -420,14 +362,15 @@ class RuleTable:
         if f.ids:
             present = [rule_id for rule_id in dict.fromkeys(f.ids) if rule_id in self._rules]
             sources.append(_Source(len(present), frozenset({"ids"}), lambda: present))
-        for field, index_name, values in (
+        for field, sort_field, values in (
             ("consumers", "consumer", f.consumers),
-            ("service_definitions", "service_definition", f.service_definitions),
-            ("service_instance_ids", "service_instance_id", f.service_instance_ids),
-            ("created_by", "created_by", (f.created_by,) if f.created_by else ()),
+            ("service_definitions", "serviceDefinition", f.service_definitions),
+            ("service_instance_ids", "serviceInstanceId", f.service_instance_ids),
         ):
             if values:
-                sources.append(self._union(field, index_name, set(values)))
+                sources.append(self._runs(field, sort_field, set(values)))
+        if f.created_by:
+            sources.append(self._union("created_by", "created_by", (f.created_by,)))
         if f.consumers and f.service_definitions:
             consumers, definitions = set(f.consumers), set(f.service_definitions)
             if len(consumers) * len(definitions) <= _MAX_PAIR_PROBES:
@@ -443,6 +386,18 @@ class RuleTable:
             )
         return sources
 
+    def _runs(self, covers: str, sort_field: str, keys: Iterable[str]) -> _Source:
+        """Candidates from a sorted (key, id) index: one key's entries are a contiguous run, from the
+        bisection of (key,) to that of (key + NUL,), the smallest string greater than key."""
+        index = self._sorted[sort_field]
+        runs = [(index.bisect_left((key,)), index.bisect_left((key + "\0",))) for key in keys]
+        runs = [(low, high) for low, high in runs if high > low]
+        return _Source(
+            sum(high - low for low, high in runs),
+            frozenset(covers.split()),
+            lambda: (entry[1] for low, high in runs for entry in index.islice(low, high)),
+        )
+
     def _union(self, covers: str, index_name: str, keys: Iterable[Any]) -> _Source:
         index = self._hashed[index_name]
         sets = [index[k] for k in keys if k in index]
@@ -451,6 +406,39 @@ class RuleTable:
     def _walk(self, field: str, descending: bool) -> Iterator[str]:
         index = self._sorted[field]
         return _entry_ids(field, reversed(index) if descending else iter(index))
+
+
+class RuleLoader:
+    """The rule table at start-up, before its indexes exist: a snapshot's rules, then the log's events
+    after it applied to the id -> rule dict only; `table()` indexes the result once. Replaying a day
+    of changes into a fully indexed table costs a dozen index updates per change instead.
+    """
+
+    def __init__(self, rules: Iterable[Rule] = ()) -> None:
+        self._rules = {rule.id: rule for rule in rules}
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def apply(self, event: StoreEvent) -> None:
+        """What `RuleTable.apply` does to the rules (the property tests compare them)."""
+        rules = self._rules
+        if isinstance(event, RulesCreated):
+            rules.update((rule.id, rule) for rule in event.rules)
+        elif isinstance(event, RulesUpdated):
+            for rule in event.rules:
+                if rule.id in rules:
+                    rules[rule.id] = rule
+        else:
+            for rule_id in event.ids:
+                rules.pop(rule_id, None)
+
+    def table(self) -> RuleTable:
+        """The indexed table; the loader hands its dict over and must not be used again."""
+        table = RuleTable()
+        table._adopt(self._rules)
+        self._rules = {}
+        return table
 
 
 def _entry_ids(field: str, entries: Iterable[Any]) -> Iterator[str]:

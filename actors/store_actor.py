@@ -20,7 +20,7 @@ from actors.records import (
 )
 from actors.rollback import UndoLog, undo_rule_event
 from actors.runtime import DurableLog, Mailbox, serve_mailbox
-from actors.snapshots import Capture, capture_rules
+from actors.snapshots import Capture, stream_rules
 from actors.store import RuleTable
 
 
@@ -60,8 +60,9 @@ class StoreActor:
         return await self.mailbox.ask(lambda: len(self._table))
 
     async def capture(self) -> Capture:
-        """The rules as of the log's LSN, for a snapshot (a shallow copy: cheap, see actors/snapshots.py)."""
-        return await self.mailbox.ask(lambda: capture_rules(self._table, self._log.appended_lsn))
+        """The table as of the log's LSN, for a snapshot: O(1) here, the records are then read out a
+        piece per message (see actors/snapshots.py)."""
+        return await self.mailbox.ask(lambda: stream_rules(self._table, self._log.appended_lsn, self.mailbox))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_mailbox(self.mailbox, task_status=task_status)

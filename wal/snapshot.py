@@ -70,48 +70,83 @@ def remove_temporaries(directory: Path) -> list[Path]:
     return removed
 
 
+class SnapshotWriter:
+    """One snapshot file being written, piece by piece: `write_chunk` as often as needed, then `commit`
+    (or `abort` on any error). Blocking calls: run them in a worker thread. A failure inside `commit`
+    removes the temporary file itself; otherwise the caller must `abort`.
+    """
+
+    def __init__(self, directory: Path, name: str, lsn: int, meta: bytes, *, fsync: bool = True) -> None:
+        self._directory = directory
+        self._lsn = lsn
+        self._fsync = fsync
+        self.final = snapshot_path(directory, name, lsn)
+        self.temp = directory / f"snap-{name}-{lsn:020d}{TEMP_SUFFIX}"
+        self.size = 0
+        self.chunks = 0
+        self._fd: int | None = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            encoded_name = name.encode()
+            head = _HEADER.pack(SNAPSHOT_MAGIC, lsn, len(encoded_name)) + encoded_name + meta
+            self._write(encode_frame(head, KIND_HEADER))
+        except BaseException:
+            self.abort()
+            raise
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None, "snapshot writer already closed"
+        write_all(self._fd, data)
+        self.size += len(data)
+
+    def write_chunk(self, chunk: bytes) -> None:
+        failpoints.hit("snapshot.write")
+        self._write(encode_frame(chunk, KIND_RECORD))
+        self.chunks += 1
+
+    def commit(self) -> Path:
+        """Trailer, fsync, close, rename to the final name, fsync the directory."""
+        try:
+            self._write(encode_frame(_COMMIT.pack(self._lsn, self.chunks), KIND_COMMIT))
+            if self._fsync:
+                assert self._fd is not None
+                fsync_file(self._fd, self.temp, self.size)
+            self._close()
+            failpoints.hit("snapshot.rename.before")
+            os.rename(self.temp, self.final)
+            failpoints.hit("snapshot.rename.after")
+            if self._fsync:
+                sync_directory(self._directory)
+        except BaseException:
+            self.abort()
+            raise
+        return self.final
+
+    def abort(self) -> None:
+        """Close and delete the temporary file (never raises for a file already gone)."""
+        self._close()
+        self.temp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
 def write_snapshot(
     directory: Path, name: str, lsn: int, meta: bytes, chunks: Iterable[bytes], *, fsync: bool = True
 ) -> Path:
     """Write, fsync, rename and fsync the directory; blocking (run it in a worker thread).
 
-    `chunks` is consumed lazily, so a generator that encodes records chunk by chunk keeps the GIL
-    free between chunks. On any error the temporary file is removed and the error re-raised.
+    `chunks` is consumed lazily. On any error the temporary file is removed and the error re-raised.
     """
-    final = snapshot_path(directory, name, lsn)
-    temp = directory / f"snap-{name}-{lsn:020d}{TEMP_SUFFIX}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    writer = SnapshotWriter(directory, name, lsn, meta, fsync=fsync)
     try:
-        try:
-            encoded_name = name.encode()
-            size = 0
-            head = _HEADER.pack(SNAPSHOT_MAGIC, lsn, len(encoded_name)) + encoded_name + meta
-            header = encode_frame(head, KIND_HEADER)
-            write_all(fd, header)
-            size += len(header)
-            count = 0
-            for chunk in chunks:
-                failpoints.hit("snapshot.write")
-                frame = encode_frame(chunk, KIND_RECORD)
-                write_all(fd, frame)
-                size += len(frame)
-                count += 1
-            commit = encode_frame(_COMMIT.pack(lsn, count), KIND_COMMIT)
-            write_all(fd, commit)
-            size += len(commit)
-            if fsync:
-                fsync_file(fd, temp, size)
-        finally:
-            os.close(fd)
-        failpoints.hit("snapshot.rename.before")
-        os.rename(temp, final)
-        failpoints.hit("snapshot.rename.after")
-        if fsync:
-            sync_directory(directory)
+        for chunk in chunks:
+            writer.write_chunk(chunk)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        writer.abort()
         raise
-    return final
+    return writer.commit()
 
 
 def read_snapshot(path: Path) -> Snapshot:
