@@ -395,24 +395,24 @@ class LockLoader:
 
     def apply(self, event: LocksCreated | LocksRemoved) -> None:
         """What `LockTable.apply` does to the locks and the next id (the property tests compare them)."""
-        if isinstance(event, LocksCreated):
-            by_id, id_by_instance = self._by_id, self._id_by_instance
+        by_id, id_by_instance = self._by_id, self._id_by_instance
+        if type(event) is LocksCreated:
             for lock in event.locks:
                 old_id = id_by_instance.get(lock.service_instance_id)
                 if old_id is not None:
-                    self._discard(old_id)
-                self._discard(lock.id)
+                    del id_by_instance[by_id.pop(old_id).service_instance_id]
+                old = by_id.pop(lock.id, None)
+                if old is not None:
+                    del id_by_instance[old.service_instance_id]
                 by_id[lock.id] = lock
                 id_by_instance[lock.service_instance_id] = lock.id
-                self._next_id = max(self._next_id, lock.id + 1)
+                if lock.id >= self._next_id:
+                    self._next_id = lock.id + 1
         else:
-            for lock_id in event.ids:
-                self._discard(lock_id)
-
-    def _discard(self, lock_id: int) -> None:
-        lock = self._by_id.pop(lock_id, None)
-        if lock is not None:
-            del self._id_by_instance[lock.service_instance_id]
+            for lock_id in event.ids:  # type: ignore[union-attr]
+                old = by_id.pop(lock_id, None)
+                if old is not None:
+                    del id_by_instance[old.service_instance_id]
 
     def table(self) -> LockTable:
         """The table with every index; the loader hands its maps over and must not be used again."""

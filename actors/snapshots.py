@@ -37,6 +37,7 @@ import trio
 from actors.capture_walk import CaptureWalk
 from actors.locks import LockLoader, LockTable
 from actors.records import (
+    Event,
     Lock,
     LocksCreated,
     LocksRemoved,
@@ -44,7 +45,6 @@ from actors.records import (
     RulesCreated,
     RulesRemoved,
     RulesUpdated,
-    decode_event,
 )
 from actors.runtime import ActorStopped, Mailbox
 from actors.store import RuleLoader, RuleTable
@@ -325,6 +325,10 @@ class _StoreSink(Protocol):
     def apply(self, event: RulesCreated | RulesUpdated | RulesRemoved) -> None: ...
 
 
+_event_decoder = msgspec.msgpack.Decoder(Event)  # decode_event's, without a call per event
+_LOCK_EVENTS = frozenset({LocksCreated, LocksRemoved})
+
+
 class Replayer:
     """Log sink: applies each event to its actor's table (or loader) unless its snapshot covers it."""
 
@@ -335,8 +339,8 @@ class Replayer:
         self.skipped = 0
 
     def __call__(self, lsn: int, payload: bytes) -> None:
-        event = decode_event(payload)
-        if isinstance(event, LocksCreated | LocksRemoved):
+        event = _event_decoder.decode(payload)
+        if type(event) in _LOCK_EVENTS:
             if lsn > self.lock_lsn:
                 self.locks.apply(event)
                 self.applied += 1

@@ -2,7 +2,10 @@
 
 Random create / remove / expire / query / clock-advance sequences (plus locks placed directly by
 an "orchestrator", so temporary and job-id locks exist) must give the same answers and the same
-Rejected messages; replaying the emitted events into a fresh table must reproduce the state.
+Rejected messages; replaying the emitted events into a fresh table must reproduce the state, and so
+must start-up's bulk path (a snapshot taken at any step into a LockLoader, the later events, then
+one index build). Snapshot captures run interleaved with all of it and must read out exactly the
+state of the moment they began.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from actors.capture_walk import CaptureWalk
 from actors.errors import Rejected
-from actors.locks import LockTable
+from actors.locks import LockLoader, LockTable
 from actors.records import LOCK_SORT_FIELDS, Lock, LockFilter, LocksCreated, LocksRemoved, NewLock, PageRequest
 
 INSTANCES = [f"P{i}|svc|1.0.0" for i in range(9)] + ["p0|svc|1.0.0"]
@@ -146,10 +150,13 @@ class LockTableMachine(RuleBasedStateMachine):
         self.next_id = 1
         self.now = START
         self.events: list[LocksCreated | LocksRemoved] = []
+        self.snapshots: list[tuple[list[Lock], int, int]] = [([], 1, 0)]  # locks, next id, events before
+        self.capture: tuple[CaptureWalk[int, Lock], dict[int, Lock], list[Lock]] | None = None
 
     def _apply(self, event: LocksCreated | LocksRemoved) -> None:
         self.table.apply(event)
         self.events.append(event)
+        self.snapshots.append((list(self.table.locks()), self.table.next_id, len(self.events)))
 
     def _model_insert(self, locks: list[dict[str, Any]]) -> None:
         for lock in locks:
@@ -266,6 +273,28 @@ class LockTableMachine(RuleBasedStateMachine):
         if stale:
             self._apply(LocksRemoved(stale))
 
+    @rule(limit=st.integers(1, 4))
+    def capture_piece(self, limit: int) -> None:
+        """A snapshot capture: begun here if none runs, else its next piece; changes come in between."""
+        if self.capture is None:
+            walk = self.table.begin_capture()
+            self.capture = (walk, {lock.id: lock for lock in self.table.locks()}, [])
+            assert walk.count == len(self.table)
+            return
+        self._capture_piece(limit)
+
+    def _capture_piece(self, limit: int) -> bool:
+        assert self.capture is not None
+        walk, expected, got = self.capture
+        piece = walk.next(limit)
+        if piece is None:
+            self.table.end_capture(walk)
+            self.capture = None
+            assert sorted(got, key=lambda lock: lock.id) == sorted(expected.values(), key=lambda lock: lock.id)
+            return False
+        got += piece
+        return True
+
     @rule(seconds=st.sampled_from([0.5, 1, 2, 3.25, 7, 15]), purge=st.booleans())
     def advance(self, seconds: float, purge: bool) -> None:
         """Time passes; the actor usually purges on waking, but a query may come first."""
@@ -299,6 +328,14 @@ class LockTableMachine(RuleBasedStateMachine):
             assert other.next_id == self.table.next_id
             assert other.next_expiry() == self.table.next_expiry()
             self._same_answers(other, FIXED_FILTERS + windows, WHOLE_PAGES)
+            assert other.same_state(self.table)
+        for locks, next_id, done in self.snapshots:  # start-up from a snapshot taken after any step
+            loader = LockLoader(locks, next_id)
+            for event in self.events[done:]:
+                loader.apply(event)
+            assert loader.table().same_state(self.table)
+        while self.capture is not None and self._capture_piece(3):
+            pass
 
     # ------------------------------------------------------------------------- invariants
 

@@ -1,5 +1,7 @@
 """RuleTable against a brute-force model (a list of dicts): same answers, same Rejected messages, and
-replaying the emitted events rebuilds the same state."""
+replaying the emitted events rebuilds the same state - one by one, and as start-up does it (a
+snapshot taken after any step into a RuleLoader, the later events, one index build). Snapshot
+captures run interleaved with all of it and must read out exactly the state they began with."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from actors.capture_walk import CaptureWalk
 from actors.errors import Rejected
 from actors.records import (
     RULE_SORT_FIELDS,
     NewRule,
     PageRequest,
+    Rule,
     RuleFilter,
     RulesCreated,
     RulesRemoved,
@@ -24,7 +28,7 @@ from actors.records import (
     decode_event,
     encode_event,
 )
-from actors.store import RuleTable
+from actors.store import RuleLoader, RuleTable
 
 CONSUMERS = ["Alice", "Bob", "Carol"]
 DEFINITIONS = ["temp", "humid"]
@@ -196,6 +200,9 @@ class RuleTableMachine(RuleBasedStateMachine):
         self.replayed = RuleTable()
         self.commits = 0
         self.issued = 0
+        self.events: list[RulesCreated | RulesUpdated | RulesRemoved] = []
+        self.snapshots: list[tuple[list[Rule], int]] = [([], 0)]  # rules, events before
+        self.capture: tuple[CaptureWalk[str, Rule], dict[str, Rule], list[Rule]] | None = None
 
     def new_id(self) -> str:
         self.issued += 1
@@ -208,6 +215,8 @@ class RuleTableMachine(RuleBasedStateMachine):
         logged = decode_event(encode_event(event))
         assert isinstance(logged, RulesCreated | RulesUpdated | RulesRemoved)
         self.replayed.apply(logged)
+        self.events.append(logged)
+        self.snapshots.append((list(self.table.rules()), len(self.events)))
 
     def rule_sets(self) -> dict[tuple[str, str], list[Row]]:
         sets: dict[tuple[str, str], list[Row]] = {}
@@ -293,6 +302,39 @@ class RuleTableMachine(RuleBasedStateMachine):
                 page = PageRequest(number=number, size=size, sort_field=field, descending=descending)
                 found, count = self.table.query(f, page)
                 assert (rows(found), count) == self.model.query(f, page)
+
+    @rule(limit=st.integers(1, 4))
+    def capture_piece(self, limit: int) -> None:
+        """A snapshot capture: begun here if none runs, else its next piece; changes come in between."""
+        if self.capture is None:
+            walk = self.table.begin_capture()
+            self.capture = (walk, {r.id: r for r in self.table.rules()}, [])
+            assert walk.count == len(self.table)
+            return
+        self._capture_piece(limit)
+
+    def _capture_piece(self, limit: int) -> bool:
+        assert self.capture is not None
+        walk, expected, got = self.capture
+        piece = walk.next(limit)
+        if piece is None:
+            self.table.end_capture(walk)
+            self.capture = None
+            assert sorted(got, key=lambda r: r.id) == sorted(expected.values(), key=lambda r: r.id)
+            return False
+        got += piece
+        return True
+
+    def teardown(self) -> None:
+        """Start-up from a snapshot taken after any step gives the same state; a capture still
+        running reads out its state."""
+        for rules, done in self.snapshots:
+            loader = RuleLoader(rules)
+            for event in self.events[done:]:
+                loader.apply(event)
+            assert loader.table().same_state(self.table)
+        while self.capture is not None and self._capture_piece(3):
+            pass
 
     @invariant()
     def same_rules_and_replay_rebuilds_them(self) -> None:

@@ -1,5 +1,6 @@
 """LockTable rules, one at a time: create / remove / expire / query, exact Rejected messages,
-pagination edges, and that a broad page never materialises the table."""
+pagination edges, that a broad page never materialises the table, the bulk (start-up) build, and
+snapshot captures read out while the table changes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tracemalloc
 import pytest
 
 from actors.errors import Rejected
-from actors.locks import LockTable
+from actors.locks import LockLoader, LockTable
 from actors.records import LOCK_SORT_FIELDS, Lock, LockFilter, LocksCreated, LocksRemoved, NewLock, PageRequest
 
 NOW = 1_800_000_000.0
@@ -379,6 +380,103 @@ def test_restore_reproduces_the_table() -> None:
             assert restored.query(f, page(sort=sort), NOW) == table.query(f, page(sort=sort), NOW)
     with pytest.raises(ValueError):
         LockTable.restore([*table.locks(), Lock(99, "A", "X", T)], 100)
+
+
+def _history(count: int) -> tuple[LockTable, list[LocksCreated | LocksRemoved]]:
+    """A table built one event at a time: owners, instances and expiries in no id order, job locks,
+    removals, expiries and instances taken over by a newer lock."""
+    table = LockTable()
+    events: list[LocksCreated | LocksRemoved] = []
+
+    def apply(event: LocksCreated | LocksRemoved) -> None:
+        table.apply(event)
+        events.append(event)
+
+    for i in range(1, count + 1):
+        job = f"job-{i % 7}" if i % 3 == 0 else None
+        instance = f"P{(i * 7919) % (count // 2):05d}|svc|1.0.0"  # every instance locked twice
+        apply(LocksCreated((Lock(i, instance, f"Owner{i % 13}", T + (i * 31) % 500, i % 3 == 0, job),)))
+        if i % 5 == 0:
+            apply(LocksRemoved((i - 2, i + 1000)))
+    apply(LocksRemoved(tuple(range(10, 40)), expired=True))
+    return table, events
+
+
+def test_bulk_build_equals_applying_events_one_by_one() -> None:
+    table, events = _history(3000)
+    restored = LockTable.restore(reversed(list(table.locks())), table.next_id)  # any order
+    assert restored.same_state(table)
+    assert len(restored) == len(table) > 1000
+    for index in (restored._ids, restored._by_owner, restored._by_instance, restored._by_expiry):
+        index._check()  # the SortedList assembled without a sort is internally sound
+    # start-up: a snapshot from the middle of the history, the rest of the log into a loader
+    middle = LockTable()
+    for event in events[: len(events) // 2]:
+        middle.apply(event)
+    loader = LockLoader(middle.locks(), middle.next_id)
+    for event in events[len(events) // 2 :]:
+        loader.apply(event)
+    assert len(loader) == len(table)
+    assert loader.table().same_state(table)
+    assert not LockTable().same_state(table)
+    assert LockTable.restore([], 17).next_id == 17
+
+
+def test_restore_names_the_first_duplicate_in_snapshot_order() -> None:
+    locks = [Lock(3, "A", "X", T), Lock(1, "B", "X", T), Lock(2, "A", "Y", T), Lock(1, "C", "X", T)]
+    with pytest.raises(ValueError, match="lock 2 / 'A' twice"):
+        LockTable.restore(locks, 5)
+
+
+def _drain(walk: object, limit: int = 1000) -> list[Lock]:
+    got: list[Lock] = []
+    while (piece := walk.next(limit)) is not None:  # type: ignore[attr-defined]
+        got += piece
+    return got
+
+
+@pytest.mark.parametrize("change", ["remove", "replace instance", "replace id", "create"])
+def test_capture_reads_the_state_of_its_start_whatever_changes_at_any_point(change: str) -> None:
+    """Every change to every lock, after every number of pieces read one lock at a time."""
+    for read in range(7):
+        for victim in range(1, 7):
+            table = LockTable.restore([Lock(i, f"I{i}", "O", T + i) for i in range(1, 7)], 7)
+            before = list(table.locks())
+            walk = table.begin_capture()
+            got = _drain_some(walk, read)
+            if change == "remove":
+                table.apply(LocksRemoved((victim,)))
+            elif change == "replace instance":  # a newer lock takes the instance over
+                table.apply(LocksCreated((Lock(100 + victim, f"I{victim}", "N", T),)))
+            elif change == "replace id":
+                table.apply(LocksCreated((Lock(victim, f"J{victim}", "N", T),)))
+            else:
+                table.apply(LocksCreated((Lock(100 + victim, f"K{victim}", "N", T),)))
+            got += _drain(walk, 1)
+            table.end_capture(walk)
+            assert sorted(got, key=lambda lock: lock.id) == before, (read, victim)
+            assert walk.count == len(before)
+
+
+def _drain_some(walk: object, pieces: int) -> list[Lock]:
+    got: list[Lock] = []
+    for _ in range(pieces):
+        got += walk.next(1) or []  # type: ignore[attr-defined]
+    return got
+
+
+def test_an_ended_capture_stops_journaling() -> None:
+    table, _ = _history(200)
+    walk = table.begin_capture()
+    assert len(_drain(walk, 7)) == len(table)
+    table.end_capture(walk)
+    table.apply(LocksRemoved(tuple(range(1, 100))))
+    assert walk._journal == {} and walk.next(5) is None
+    stale = table.begin_capture()
+    newer = table.begin_capture()  # a new capture replaces an abandoned one
+    table.end_capture(stale)  # ending the abandoned one leaves the newer one running
+    table.apply(LocksRemoved((150,)))
+    assert 150 in newer._journal
 
 
 # --------------------------------------------------------------------------- cost of a broad page

@@ -1,4 +1,5 @@
-"""RuleTable: the simple-store rules, exact Rejected messages, query planning and paging."""
+"""RuleTable: the simple-store rules, exact Rejected messages, query planning and paging, the bulk
+(start-up) build, and snapshot captures read out while the table changes."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from actors.records import (
     decode_event,
     encode_event,
 )
-from actors.store import RuleTable
+from actors.store import RuleLoader, RuleTable
 
 CONFLICT = (
     "Conflicting rules, the combination of the following fields should be unique: {}, "
@@ -494,3 +495,107 @@ def test_replaying_logged_events_rebuilds_the_same_state() -> None:
 def test_rules_iterates_in_id_order() -> None:
     table, rules = sample_table()
     assert list(table.rules()) == sorted(rules, key=lambda r: r.id)
+
+
+# ------------------------------------------------------------------------------------------ bulk build
+
+
+def _rule(n: int, consumer: str, definition: str, priority: int, by: str = "Sysop") -> Rule:
+    rule_id = f"{(n * 2654435761) % 2**32:08x}-0000-4000-8000-{n:012d}"  # id order unrelated to n
+    return Rule(rule_id, consumer, definition, f"P{n % 7}|{definition}|1.0.0", priority, by, by, n % 50, n % 50)
+
+
+def _events(count: int) -> list[RulesCreated | RulesUpdated | RulesRemoved]:
+    """Creates in batches, priority changes, removals: what a day of the store's log looks like."""
+    events: list[RulesCreated | RulesUpdated | RulesRemoved] = []
+    rules = [_rule(n, f"C{n % 37}", f"svc{n % 11}", n // 407 + 1, "Sysop" if n % 4 else "Op") for n in range(count)]
+    for start in range(0, count, 100):
+        events.append(RulesCreated(tuple(rules[start : start + 100])))
+    for n in range(0, count, 9):
+        events.append(RulesUpdated((msgspec.structs.replace(rules[n], priority=1000 + n, updated_at=99),)))
+    events.append(RulesRemoved(tuple(r.id for r in rules[::13])))
+    return events
+
+
+def test_bulk_build_equals_applying_events_one_by_one() -> None:
+    one_by_one = RuleTable()
+    events = _events(3000)
+    for event in events:
+        one_by_one.apply(event)
+    bulk = RuleTable(reversed(list(one_by_one.rules())))
+    assert bulk.same_state(one_by_one)
+    assert len(bulk) > 2000
+    for index in bulk._sorted.values():
+        index._check()  # SortedLists assembled without a sort are internally sound
+    middle = RuleTable()
+    for event in events[: len(events) // 2]:
+        middle.apply(event)
+    loader = RuleLoader(middle.rules())  # start-up: a snapshot, then the rest of the log
+    for event in events[len(events) // 2 :]:
+        loader.apply(event)
+    assert len(loader) == len(one_by_one)
+    assert loader.table().same_state(one_by_one)
+    every = RuleFilter(consumers=("C3", "C5"), service_definitions=("svc2",))
+    for field in RULE_SORT_FIELDS:
+        assert bulk.query(every, page(1, 3, field)) == one_by_one.query(every, page(1, 3, field))
+
+
+def test_loader_and_table_agree_on_events_never_planned() -> None:
+    """Replay must not diverge even on odd events: updates of absent rules, creates over present ids."""
+    base = [_rule(n, "C", f"s{n}", 1) for n in range(5)]
+    odd: list[RulesCreated | RulesUpdated | RulesRemoved] = [
+        RulesUpdated((_rule(77, "C", "s77", 1),)),
+        RulesCreated((msgspec.structs.replace(base[1], priority=5),)),
+        RulesRemoved((base[2].id, "not-there")),
+        RulesUpdated((msgspec.structs.replace(base[3], priority=7), msgspec.structs.replace(base[3], priority=8))),
+    ]
+    table, loader = RuleTable(base), RuleLoader(base)
+    for event in odd:
+        table.apply(event)
+        loader.apply(event)
+    assert loader.table().same_state(table)
+
+
+def test_filters_read_exact_runs_of_the_sorted_indexes() -> None:
+    """A consumer that is a prefix of another, or differs by a NUL, never picks up the other's rules."""
+    names = ["Al", "Al\x00", "Al\x00x", "Alice", "Ak", "Am", ""]
+    table = RuleTable(_rule(n, name, name or "x", 1) for n, name in enumerate(names))
+    for name in names:
+        found, count = table.query(RuleFilter(consumers=(name,)), page())
+        assert [r.consumer for r in found] == [name] and count == 1
+        found, count = table.query(RuleFilter(service_definitions=(name or "x",)), page())
+        assert [r.service_definition for r in found] == [name or "x"] and count == 1
+    assert table.query(RuleFilter(consumers=("A",)), page()) == ([], 0)
+
+
+def _drain(walk: object, limit: int) -> list[Rule]:
+    got: list[Rule] = []
+    while (piece := walk.next(limit)) is not None:  # type: ignore[attr-defined]
+        got += piece
+    return got
+
+
+@pytest.mark.parametrize("change", ["create", "update", "remove", "recreate"])
+def test_capture_reads_the_state_of_its_start_whatever_changes_at_any_point(change: str) -> None:
+    """Every change to every rule (and a new rule at every id position), after every number of pieces."""
+    start = [_rule(n, f"C{n}", "svc", 1) for n in range(6)]
+    positions = sorted(r.id for r in start)
+    for read in range(7):
+        for victim in range(6):
+            table = RuleTable(start)
+            walk = table.begin_capture()
+            got: list[Rule] = []
+            for _ in range(read):
+                got += walk.next(1) or []
+            if change == "create":  # an id just below, equal-prefixed or above any position
+                table.apply(RulesCreated((msgspec.structs.replace(start[0], id=positions[victim][:-1] + "0"),)))
+            elif change == "update":
+                table.apply(RulesUpdated((msgspec.structs.replace(start[victim], priority=9),)))
+            elif change == "remove":
+                table.apply(RulesRemoved((start[victim].id,)))
+            else:
+                table.apply(RulesRemoved((start[victim].id,)))
+                table.apply(RulesCreated((msgspec.structs.replace(start[victim], consumer="New"),)))
+            got += _drain(walk, 1)
+            table.end_capture(walk)
+            assert sorted(got, key=lambda r: r.id) == sorted(start, key=lambda r: r.id), (read, victim)

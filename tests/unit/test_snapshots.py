@@ -1,4 +1,5 @@
-"""Snapshot files, start-up from snapshot + log, fallback to the older snapshot, compaction, check/dump."""
+"""Snapshot files, start-up from snapshot + log, fallback to the older snapshot, compaction, check/dump,
+and snapshots streamed out of live actors while they keep serving."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 import pytest
 import trio
 
+from actors.clock import ManualClock
+from actors.lock_actor import LockActor
 from actors.locks import LockTable
-from actors.records import Lock, LocksCreated, LocksRemoved, Rule, RulesCreated, encode_event
+from actors.records import Lock, LocksCreated, LocksRemoved, NewLock, NewRule, Rule, RulesCreated, encode_event
+from actors.runtime import ActorStopped
 from actors.snapshots import (
     LOCKS,
     STORE,
@@ -18,16 +22,19 @@ from actors.snapshots import (
     Snapshotter,
     capture_locks,
     capture_rules,
+    decode_records,
     load_snapshots,
     open_state,
     write_capture,
+    write_streamed,
 )
 from actors.store import RuleTable
+from actors.store_actor import StoreActor
 from transports import admin
 from wal.errors import WalCorruption
 from wal.log import WriteAheadLog
 from wal.segment import list_segments
-from wal.snapshot import list_snapshots, read_snapshot, write_snapshot
+from wal.snapshot import SnapshotWriter, list_snapshots, read_snapshot, write_snapshot
 
 
 def _lock(n: int) -> Lock:
@@ -60,6 +67,124 @@ def test_snapshot_write_error_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_snapshot(tmp_path, "locks", 1, b"", (c for c in chunks()))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_snapshot_writer_abort_and_failed_commit_leave_no_file(tmp_path: Path) -> None:
+    writer = SnapshotWriter(tmp_path, "locks", 5, b"m")
+    writer.write_chunk(b"abc")
+    assert writer.temp.exists() and not writer.final.exists()
+    writer.abort()
+    writer.abort()  # idempotent
+    assert list(tmp_path.iterdir()) == []
+    writer = SnapshotWriter(tmp_path, "locks", 6, b"m")
+    writer.write_chunk(b"abc")
+    writer.temp.unlink()  # the rename inside commit fails
+    with pytest.raises(FileNotFoundError):
+        writer.commit()
+    assert list(tmp_path.iterdir()) == []
+    writer = SnapshotWriter(tmp_path, "locks", 7, b"m")
+    for chunk in (b"a", b"", b"bc"):
+        writer.write_chunk(chunk)
+    path = writer.commit()
+    assert read_snapshot(path).chunks == [b"a", b"", b"bc"] and list(tmp_path.iterdir()) == [path]
+
+
+async def test_snapshot_streamed_from_live_actors_holds_exactly_the_state_of_its_lsn(tmp_path: Path) -> None:
+    """Creates, removals, priority changes and expiry purges run while the capture is read out in
+    small pieces; the files hold the tables as of the capture's LSN, and the actors' tables end
+    up unchanged by the capture (journaling stopped)."""
+    directory = tmp_path / "wal"
+    wal, _ = WriteAheadLog.open(directory)
+    clock = ManualClock(1_900_000_000.0)
+    lock_table = LockTable.restore([_lock(n) for n in range(1, 3001)], 3001)
+    rule_table = RuleTable(_rule(n) for n in range(1, 801))
+    locks = LockActor(lock_table, wal, clock)
+    store = StoreActor(rule_table, wal, clock, new_id=lambda: f"{next(fresh):08d}-1111-4000-8000-000000000000")
+    fresh = iter(range(10**7, 10**8))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wal.run)
+        await nursery.start(locks.run)
+        await nursery.start(store.run)
+        await locks.create([NewLock(f"before|{n}|1", "o", 1_900_000_100) for n in range(5)])
+        lock_capture, rule_capture = await locks.capture(), await store.capture()
+        lock_state = {lock.id: lock for lock in lock_table.locks()}
+        rule_state = {rule.id: rule for rule in rule_table.rules()}
+        assert lock_capture.held < 0.05 and lock_capture.count == len(lock_state) == 3005
+        lock_capture.stream._piece = rule_capture.stream._piece = 50  # type: ignore[union-attr]
+        written: list[Path] = []
+
+        async def write(capture: Capture) -> None:
+            written.append(await write_streamed(directory, capture))
+
+        async def churn() -> None:
+            for n in range(40):
+                await locks.create([NewLock(f"during|{n}|1", "o", 1_900_000_100)])
+                await locks.remove("o", [f"before|{n % 5}|1"])
+                await store.create([NewRule(f"new{n}", f"p|svc|{n}", "svc", 1)], "S")
+                await store.modify_priorities({_rule(800 - n).id: 7}, "S")
+                await store.remove([_rule(n + 400).id])
+                clock.advance(30)  # locks 1..~1200 expire and are purged meanwhile
+                await locks.purge_now()
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as work:
+            work.start_soon(write, lock_capture)
+            work.start_soon(write, rule_capture)
+            work.start_soon(churn)
+        assert len(lock_table) < 3000  # the churn did change the tables while they were read
+        await lock_capture.stream.close()  # type: ignore[union-attr]
+        await rule_capture.stream.close()  # type: ignore[union-attr]
+        assert lock_table._capture is None and rule_table._capture is None
+        assert lock_capture.stream.held < 0.05  # type: ignore[union-attr]
+        locks.mailbox.close()
+        store.mailbox.close()
+        await wal.aclose()
+    by_name = {read_snapshot(path).name: read_snapshot(path) for path in written}
+    got_locks = decode_records(LOCKS, by_name[LOCKS].chunks)
+    got_rules = decode_records(STORE, by_name[STORE].chunks)
+    assert len(got_locks) == len(lock_state) and {lock.id: lock for lock in got_locks} == lock_state
+    assert len(got_rules) == len(rule_state) and {rule.id: rule for rule in got_rules} == rule_state
+    assert by_name[LOCKS].lsn == lock_capture.lsn
+
+
+async def test_snapshotter_streams_from_actors_and_an_actor_stopping_midway_leaves_no_half_file(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "wal"
+    wal, _ = WriteAheadLog.open(directory)
+    lock_table = LockTable.restore([_lock(n) for n in range(1, 2001)], 2001)
+    locks = LockActor(lock_table, wal, ManualClock(1_900_000_000.0))
+    store = StoreActor(RuleTable([_rule(1)]), wal, ManualClock())
+
+    async def capture_in_small_pieces() -> Capture:
+        capture = await locks.capture()
+        capture.stream._piece = 10  # type: ignore[union-attr]
+        return capture
+
+    snapshotter = Snapshotter(directory, wal, [capture_in_small_pieces, store.capture], every_records=10**9,
+                              every_bytes=1 << 40)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wal.run)
+        await nursery.start(locks.run)
+        await nursery.start(store.run)
+        wal.append(b"x")  # LSN 1: something for the snapshots to cover
+        written = await snapshotter.snapshot_now()
+        assert [read_snapshot(path).name for path in written] == [LOCKS, STORE]
+        assert 0 < snapshotter.last_stall < 0.05  # the longest single message, not the whole read-out
+        assert lock_table._capture is None
+        await locks.create([NewLock("new|svc|1", "o", 1_900_000_100)])  # LSN 2: the next snapshot is due
+
+        async def stop_the_lock_actor_midway() -> None:
+            while lock_table._capture is None or not lock_table._capture._started:
+                await trio.sleep(0)
+            locks.mailbox.close()
+
+        nursery.start_soon(stop_the_lock_actor_midway)
+        with pytest.raises(ActorStopped):
+            await snapshotter.snapshot_now()
+        assert not list(directory.glob("*.tmp")) and list_snapshots(directory, LOCKS)[-1].path == written[0]
+        store.mailbox.close()
+        await wal.aclose()
 
 
 async def _log_events(directory: Path, events: list[bytes], *, segment_bytes: int = 64 << 20) -> None:
