@@ -16,7 +16,7 @@ from actors.locks import LockTable
 from actors.records import Lock, LockFilter, LocksCreated, LocksRemoved, NewLock, PageRequest, encode_event
 from actors.rollback import UndoLog, undo_lock_event
 from actors.runtime import DurableLog, Mailbox, serve_mailbox
-from actors.snapshots import Capture, stream_locks
+from actors.snapshot_capture import Capture, stream_locks
 from wal.errors import LogUnavailable
 
 # Re-check the clock at least this often, so a wall-clock jump cannot postpone a purge for long.

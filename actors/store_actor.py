@@ -20,7 +20,7 @@ from actors.records import (
 )
 from actors.rollback import UndoLog, undo_rule_event
 from actors.runtime import DurableLog, Mailbox, serve_mailbox
-from actors.snapshots import Capture, stream_rules
+from actors.snapshot_capture import Capture, stream_rules
 from actors.store import RuleTable
 
 

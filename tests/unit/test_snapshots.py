@@ -15,19 +15,17 @@ from actors.lock_actor import LockActor
 from actors.locks import LockTable
 from actors.records import Lock, LocksCreated, LocksRemoved, NewLock, NewRule, Rule, RulesCreated, encode_event
 from actors.runtime import ActorStopped
-from actors.snapshots import (
+from actors.snapshot_capture import (
     LOCKS,
     STORE,
     Capture,
-    Snapshotter,
     capture_locks,
     capture_rules,
     decode_records,
-    load_snapshots,
-    open_state,
     write_capture,
     write_streamed,
 )
+from actors.snapshots import Snapshotter, load_snapshots, open_state
 from actors.store import RuleTable
 from actors.store_actor import StoreActor
 from transports import admin
