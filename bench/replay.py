@@ -1,12 +1,16 @@
 """Start-up (snapshot + segments) time and peak memory, and request latency while a snapshot is written.
 
-    python -m bench.replay [--sizes 100000,1000000] [--tail 50000]
+    python -m bench.replay [--sizes 100000,1000000] [--tails 50000,200000]
 
-For each size N: a data directory with N live records in snapshots (3/4 locks, 1/4 rules) and a log
-tail of `--tail` events after them; a fresh process loads it (`open_state`, what `serve` does) and
-reports time and peak RSS. Then, at the largest size, the service runs in-process with a low snapshot
-threshold while a trio client sends lock queries and creates; latency is split by whether a
-snapshot was being captured/written at the time.
+For each size N and tail T: a data directory with N live records in snapshots (3/4 locks, 1/4 rules)
+and a log tail of T events after them (lock creates and their expiry: churn). A fresh process loads
+it (`open_state`, what `serve` does) and reports the phases and peak RSS; then the real
+`lockstore serve` is started on it and timed until it logs "serving HTTP" (ready). The default
+snapshot threshold (200,000 records) bounds the tail a restart can meet, so T = 200,000 is the worst
+case with default settings. Then, at the largest size, the service runs in-process with a low
+snapshot threshold while a trio client sends lock queries and creates; latency is split by whether
+a snapshot was being captured/written at the time, and the longest time one capture message held
+an actor is reported.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import trio
 
 from actors.clock import SystemClock
 from actors.records import Lock, LocksCreated, LocksRemoved, Rule, encode_event
-from actors.snapshots import LOCKS, STORE, Capture, write_capture
-from bench.harness import markdown_table, summarize
+from actors.snapshot_capture import LOCKS, STORE, Capture, write_capture
+from bench.harness import lockstore, machine_note, markdown_table, rss_mib, server, summarize
 from transports.config import Settings
 from transports.service import run_service
 from wal.log import WriteAheadLog
@@ -75,8 +79,8 @@ state = open_state(Path(sys.argv[1]))
 seconds = time.perf_counter() - t
 trio.run(state.wal.aclose)
 print(json.dumps({"seconds": seconds, "snapshot_s": state.loaded.seconds, "replay_s": state.recovery.seconds,
-                  "replayed": state.replayed, "locks": len(state.locks), "rules": len(state.store),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "index_s": state.indexing, "replayed": state.replayed, "locks": len(state.locks),
+                  "rules": len(state.store), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -85,11 +89,20 @@ def measure_load(directory: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-async def latency_during_snapshots(data_dir: Path, seconds: float) -> tuple[list[float], list[float], float]:
-    settings = Settings(host="127.0.0.1", port=0, data_dir=str(data_dir), snapshot_every_records=3000,
+def measure_serve(data_dir: Path) -> tuple[float, float]:
+    """Seconds from starting `lockstore serve` on `data_dir` until it serves HTTP, and its RSS (MiB) then."""
+    started = time.perf_counter()
+    with server(lockstore(data_dir)) as running:
+        ready = time.perf_counter() - started
+        return ready, rss_mib(running.process.pid)
+
+
+async def latency_during_snapshots(data_dir: Path, seconds: float) -> tuple[list[float], list[float], float, int]:
+    settings = Settings(host="127.0.0.1", port=0, data_dir=str(data_dir), snapshot_every_records=1000,
                         log_level="WARNING", access_log=False)
     during: list[float] = []
     idle: list[float] = []
+    stall = 0.0
     async with trio.open_nursery() as nursery:
         running = await nursery.start(partial(run_service, settings, clock=SystemClock(), handle_signals=False))
         snapshotter = running.snapshotter
@@ -98,7 +111,7 @@ async def latency_during_snapshots(data_dir: Path, seconds: float) -> tuple[list
             counter = 0
 
             async def worker(w: int) -> None:
-                nonlocal counter
+                nonlocal counter, stall
                 while trio.current_time() < deadline:
                     counter += 1
                     if counter % 2:
@@ -114,42 +127,50 @@ async def latency_during_snapshots(data_dir: Path, seconds: float) -> tuple[list
                     elapsed = time.perf_counter() - started
                     assert response.status_code in (200, 201), response.text
                     (during if busy or snapshotter.running else idle).append(elapsed)
+                    stall = max(stall, snapshotter.last_stall)
 
             async with trio.open_nursery() as workers:
                 for w in range(8):
                     workers.start_soon(worker, w)
-        stall = snapshotter.last_stall
+        stall = max(stall, snapshotter.last_stall)
         taken = snapshotter.taken
         running.shutdown.set()
-    print(f"snapshots taken during the run: {taken}", file=sys.stderr)
-    return during, idle, stall
+    return during, idle, stall, taken
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--tail", type=int, default=50_000, help="log events after the snapshots")
+    parser.add_argument("--tails", "--tail", default="50000,200000", help="log events after the snapshots, a row each")
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    tails = [int(t) for t in args.tails.split(",")]
+    print(machine_note(), file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory(prefix="lockstore-replay-") as tmp:
         for size in sizes:
-            data_dir = Path(tmp) / f"n{size}"
-            started = time.perf_counter()
-            build(data_dir / "wal", size, args.tail)
-            print(f"built {size} records + {args.tail} log events in {time.perf_counter() - started:.1f} s",
-                  file=sys.stderr)
-            m = measure_load(data_dir / "wal")
-            rows.append([f"{size:,}", args.tail, m["snapshot_s"], m["replay_s"], m["seconds"], m["rss_mb"],
-                         int(m["locks"]), int(m["rules"])])
-        print(markdown_table(["live records", "log events after", "snapshot load s", "log replay s",
-                              "ready s", "peak RSS MB", "locks", "rules"], rows))
-        during, idle, stall = trio.run(latency_during_snapshots, Path(tmp) / f"n{sizes[-1]}", args.seconds)
+            for tail in tails:
+                data_dir = Path(tmp) / f"n{size}-t{tail}"
+                started = time.perf_counter()
+                build(data_dir / "wal", size, tail)
+                print(f"built {size} records + {tail} log events in {time.perf_counter() - started:.1f} s",
+                      file=sys.stderr)
+                m = measure_load(data_dir / "wal")
+                ready, rss = measure_serve(data_dir)
+                rows.append([f"{size:,}", f"{tail:,}", m["snapshot_s"], m["replay_s"], m["index_s"], m["seconds"],
+                             m["rss_mb"], ready, rss, int(m["locks"]), int(m["rules"])])
+        print(markdown_table(["live records", "log events after", "snapshot load s", "log replay s", "index s",
+                              "state ready s", "peak RSS MB", "serve ready s", "serve RSS MB", "locks", "rules"],
+                             rows))
+        during, idle, stall, taken = trio.run(
+            latency_during_snapshots, Path(tmp) / f"n{sizes[-1]}-t{tails[0]}", args.seconds
+        )
         lat = [["no snapshot running", *_row(idle)], ["snapshot being written", *_row(during)]]
         print()
         print(f"request latency at {sizes[-1]:,} records, 8 concurrent HTTP clients (lock create + query), "
-              f"longest capture stall in the actor: {stall * 1e3:.1f} ms")
+              f"{taken} snapshot(s) during the run; longest time one capture message held an actor: "
+              f"{stall * 1e3:.1f} ms")
         print(markdown_table(["while", "requests", "p50 ms", "p99 ms", "max ms"], lat))
 
 
