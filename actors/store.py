@@ -129,8 +129,8 @@ class RuleTable:
         return self._rules.get(rule_id)
 
     def records(self) -> list[Rule]:
-        """Every rule in no particular order: a shallow copy cheap enough to take inside the actor for
-        a snapshot (the records themselves are immutable)."""
+        """Every rule in no particular order (a shallow copy: O(n), so the actor's snapshots use
+        `begin_capture` instead)."""
         return list(self._rules.values())
 
     def rules(self) -> Iterator[Rule]:
