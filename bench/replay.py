@@ -141,7 +141,9 @@ async def latency_during_snapshots(data_dir: Path, seconds: float) -> tuple[list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--tails", "--tail", default="50000,200000", help="log events after the snapshots, a row each")
+    parser.add_argument("--tails", "--tail", default="50000,100000,200000",
+                        help="log events after the snapshots, a row each (100000 = the default snapshot threshold: "
+                        "the worst tail a restart replays)")
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
