@@ -6,29 +6,14 @@ a second, which the sampled process does not notice.
 
 from __future__ import annotations
 
-import os
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 
+from bench.harness import process_cpu_seconds as cpu_seconds
+from bench.harness import rss_mib
 from bench.results import Resources
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process so far (its own, not its children's)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @dataclass
@@ -77,5 +62,5 @@ class Sampler:
             rss_mib=[round(r, 1) for r in self._rss],
             cpu_seconds=round(used, 3),
             cpu_us_per_request=used / requests * 1e6 if requests else 0.0,
-            peak_rss_mib=max(self._rss, default=0.0),
+            peak_rss_mib=max((r for r in self._rss if not math.isnan(r)), default=0.0),
         )
