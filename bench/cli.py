@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 from bench import targets
 from bench.fleet import cpu_count
@@ -28,6 +29,7 @@ from bench.runner import run_once
 from bench.timeline import processes_for
 from bench.workload import SCENARIOS, Sizes
 
+N = TypeVar("N", int, float)
 RESULTS = Path(__file__).resolve().parent / "results"
 # What one client process sends comfortably: about 70% of what it can (~3,000 req/s over HTTP against
 # the no-op target on this machine; see bench/README.md, "Harness overhead").
@@ -36,7 +38,8 @@ DEFAULT_CONNECTIONS = {"http": 64, "mqtt": 4, "etcd": 64}
 MQTT_IN_FLIGHT_PER_CONNECTION = 64
 
 
-def _numbers(text: str, kind: Callable[[str], float | int]) -> list:  # type: ignore[type-arg]
+def _numbers(text: str, kind: Callable[[str], N]) -> list[N]:
+    """`100,200,400` → [100, 200, 400]: one run per value (a sweep)."""
     return [kind(part) for part in text.split(",") if part.strip()]
 
 
