@@ -116,10 +116,13 @@ def _timeline(plt: Any, report: Report) -> Any:
             axes.plot(failed, [0.0] * len(failed), "rx", label="errors", clip_on=False)
         axes.set_yscale("symlog", linthresh=1.0)  # linear below 1 ms, log above: p50 and a stall both readable
         axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-        axes.set_ylim(bottom=0)
         axes.set_ylabel("ms")
         axes.set_title(labels[id(run)], fontsize="medium", loc="left")
         axes.grid(True, alpha=0.3)
+    # One scale for all runs (sharey), set once from every run's data: a limit fixed per subplot would
+    # clip the runs drawn after the first.
+    top = max(max(second.max_ms for second in run.timeline) for run in runs)
+    all_axes[0, 0].set_ylim(0, max(top, 1.0) * 1.5)
     handles, names = _legend_entries(all_axes[:, 0])
     all_axes[0, 0].legend(handles, names, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     all_axes[-1, 0].set_xlabel("seconds into the measured window")

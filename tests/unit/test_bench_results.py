@@ -398,3 +398,21 @@ def test_compare_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "# Comparison: A vs B" in out and "0.50×" in out
     assert compare_module.main([str(tmp_path / "missing.json"), str(tmp_path / "b")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_timeline_scale_covers_every_run_not_just_the_first() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.plots import _timeline
+
+    slow = [Second(t, 100, 100, 0, 150.0, 400.0, 500.0) for t in (0.0, 1.0)]
+    report = Report(runs=[make_run(), make_run(target="etcd", timeline=slow)])
+    figure = _timeline(plt, report)
+    try:
+        for axes in figure.axes:
+            assert axes.get_ylim()[1] >= 500.0  # the etcd run's max is inside the shared scale
+    finally:
+        plt.close(figure)
