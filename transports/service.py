@@ -30,6 +30,7 @@ from transports.config import Settings
 from transports.http import HttpAccess, create_app
 from transports.https import ClientCertificateScope, TlsHypercornConfig
 from transports.identity import ManagementPolicy, normalize_whitelist
+from transports.keepalive import ShieldLastBody
 from transports.logging_setup import redact_url
 from transports.monitor import Monitor, wire_monitor
 from transports.mqtt import MqttServer, parse_broker_url, uses_tls
@@ -147,7 +148,8 @@ async def run_service(
                     edge_nursery.start_soon(_wait_for_signal, running.shutdown, signal_watch)
                 urls = await edge_nursery.start(
                     partial(
-                        hypercorn_serve, monitor.observe(ClientCertificateScope(app) if https else app),
+                        hypercorn_serve,
+                        monitor.observe(ShieldLastBody(ClientCertificateScope(app) if https else app)),
                         _hypercorn_config(settings, https),
                         shutdown_trigger=running.shutdown.wait,
                     )

@@ -222,3 +222,34 @@ async def test_sigterm_under_mixed_load(tmp_path: Path, broker: MosquittoBroker)
         assert present.get(batch) == PER_REQUEST, f"acknowledged {batch} is missing after the restart"
     assert all(count == PER_REQUEST for count in present.values()), "a create was half-applied"
     assert set(present) <= set(outcomes) | set(mqtt_sent)
+
+
+async def test_sigterm_does_not_wait_out_idle_keep_alive_connections(tmp_path: Path) -> None:
+    """An idle keep-alive client used to hold shutdown for the whole graceful timeout (5 s): quart-trio
+    cancelled hypercorn's idle-timeout task as it started (transports/keepalive.py). Now idle connections
+    that have each served a few requests are closed at once and the process exits promptly."""
+    from tests.crash.service_process import drain, start
+
+    process, url = await start(tmp_path / "data")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drain, process)
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        idle = [await trio.open_tcp_stream(host, int(port)) for _ in range(3)]
+        for stream in idle:
+            for _ in range(2):
+                await stream.send_all(b"GET /serviceorchestration/monitor/echo HTTP/1.1\r\nHost: x\r\n"
+                                      b"Authorization: Bearer SYSTEM//Sysop\r\n\r\n")
+                reply = b""
+                while not reply.endswith(b"Got it!"):
+                    reply += await stream.receive_some(4096)
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(20):
+            code = await process.wait()
+        took = time.monotonic() - began
+        for stream in idle:
+            with trio.fail_after(2):
+                assert await stream.receive_some(4096) == b""  # the server closed it
+            await stream.aclose()
+    assert code == 0
+    assert took < 2.5, f"shutdown took {took:.2f} s with idle keep-alive connections (graceful timeout: 5 s)"
