@@ -31,7 +31,7 @@ from bench.operations import (
 CHURN_TTL_S = 60  # the issue: orchestrator churn creates locks with a 60 s expiry
 LONG_TTL_S = 24 * 3600  # preloaded and bulk-loaded locks outlive any run
 PRELOAD_OWNERS = 100  # preloaded locks are spread over this many owners
-RULES_PER_CONSUMER = 10  # preloaded rules: one service definition per rule, priorities 1..10
+RULES_PER_CONSUMER = 10  # preloaded rules: one rule set per consumer (10 providers of `svc`), priorities 1..10
 BULK_BATCH = 100  # records per bulk-load request
 
 
@@ -103,7 +103,9 @@ def _preload_locks(tag: str, count: int) -> list[Operation]:
 
 
 def _consumer_rules(consumer: str, count: int) -> tuple[RuleSpec, ...]:
-    return tuple(RuleSpec(consumer, f"Prov{p}|svc{p}|1.0.0", p) for p in range(1, count + 1))
+    """One rule set: `count` providers of one service definition for a consumer, priorities 1..count.
+    (modify-priorities only takes ids of one rule set: same consumer and service definition.)"""
+    return tuple(RuleSpec(consumer, f"Prov{p}|svc|1.0.0", p) for p in range(1, count + 1))
 
 
 def _preload_rules(tag: str, count: int, per_consumer: int = RULES_PER_CONSUMER) -> list[Operation]:
@@ -148,7 +150,9 @@ class OrchestratorChurn(Workload):
 
 class RuleChurn(Workload):
     """A rule administrator: new consumers get 3 rules, their priorities are rotated, then removed.
-    40% create, 30% modify-priorities, 30% remove, each on a consumer this worker made."""
+    40% create, 30% modify-priorities, 30% remove, each on a consumer this worker made. A rule set
+    being modified is out of the pool until its answer comes, so it is never removed meanwhile (the
+    modify would then fail for a reason of the benchmark's own making)."""
 
     def __init__(self, context: WorkerContext) -> None:
         self._rng = random.Random(context.seed)
@@ -162,7 +166,9 @@ class RuleChurn(Workload):
             self._sequence += 1
             return "create", CreateRules(_consumer_rules(f"{self._prefix}{self._sequence}", 3))
         if draw < 0.7:
-            ids = self._made[self._rng.randrange(len(self._made))]
+            at = self._rng.randrange(len(self._made))
+            ids = self._made[at]
+            del self._made[at]
             shift = self._rng.randint(1, len(ids) - 1) if len(ids) > 1 else 0
             rotated = tuple((ids[i], (i + shift) % len(ids) + 1) for i in range(len(ids)))
             return "modify", ModifyPriorities(rotated)
@@ -171,6 +177,8 @@ class RuleChurn(Workload):
     def answered(self, operation: Operation, reply: Reply) -> None:
         if isinstance(operation, CreateRules) and reply.ok and reply.ids:
             self._made.append(reply.ids)
+        elif isinstance(operation, ModifyPriorities):
+            self._made.append(tuple(rule for rule, _ in operation.priorities))  # back in the pool
 
 
 class Cycle(Workload):

@@ -122,6 +122,19 @@ def test_the_real_service_churn_with_setup_and_samples(tmp_path: Path) -> None:
     assert any("setup: 100 requests" in note for note in result.notes)  # 300 locks of 100 owners
 
 
+@pytest.mark.parametrize("scenario", ["rule-churn", "rule-modify", "rule-remove", "orchestrator-churn"])
+def test_every_request_of_the_stateful_scenarios_succeeds_on_the_real_service(tmp_path: Path, scenario: str) -> None:
+    """The scenarios send what the service accepts: no 400 from a malformed or conflicting request
+    (modify-priorities takes one rule set only; churn removes only locks it holds)."""
+    spec = _spec("", scenario=scenario, rate=100.0, duration_s=1.0, warmup_s=0.3, processes=1,
+                 sizes=Sizes(preload=200))
+    with lockstore_http("never", tmp_path / "data") as target:
+        result = run_once(target, spec, live=False)
+    assert result.errors == 0, result.statuses
+    assert result.requests == 100
+    assert len(result.operations) >= (3 if scenario.endswith("churn") else 1)
+
+
 def test_cli_runs_a_scenario_and_saves_json_markdown_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code = bench_main(["run", "echo", "--rate", "50,100", "--duration", "1", "--warmup", "0.2", "--peers",

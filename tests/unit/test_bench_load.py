@@ -179,6 +179,22 @@ def test_rule_churn_rotations_stay_a_permutation_of_priorities() -> None:
             assert sorted(p for _, p in op.priorities) == list(range(1, len(op.priorities) + 1))
 
 
+def test_rule_churn_never_removes_a_rule_set_while_its_modify_is_in_flight() -> None:
+    churn = RuleChurn(_context())
+    in_flight: list[ModifyPriorities] = []
+    for step in range(500):
+        _, op = churn.next()
+        if isinstance(op, CreateRules):
+            churn.answered(op, Reply(201, tuple(f"{r.consumer}-{r.priority}" for r in op.rules)))
+        elif isinstance(op, ModifyPriorities):
+            in_flight.append(op)
+        elif isinstance(op, RemoveRules):
+            busy = {rule for modify in in_flight for rule, _ in modify.priorities}
+            assert not busy & set(op.ids)
+        if step % 7 == 0 and in_flight:  # answers come late and out of order
+            churn.answered(in_flight.pop(0), Reply(200))
+
+
 def test_rule_modify_alternates_swaps_of_one_consumers_two_rules() -> None:
     workload = SCENARIOS["rule-modify"].workload(_context(prepared=(("a1", "a2", "a3"), ("b1", "b2"))))
     seen = [workload.next()[1] for _ in range(4)]
