@@ -96,7 +96,7 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, Callable[[], AbstractC
         if args.peers:
             chosen.append(("mqtt-echo", targets.mqtt_echo))
             chosen.append(("noop", lambda: targets.mqtt_echo(raw=True)))
-    if args.peers and scenario.locks_only and scenario.name != "echo":
+    if args.peers and scenario.locks_only:
         chosen.append(("etcd", targets.etcd))
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
