@@ -20,6 +20,7 @@ from actors.capture_walk import CaptureWalk
 from actors.errors import Rejected
 from actors.locks import LockLoader, LockTable
 from actors.records import LOCK_SORT_FIELDS, Lock, LockFilter, LocksCreated, LocksRemoved, NewLock, PageRequest
+from tests.property.capture_pieces import CapturePieces
 
 INSTANCES = [f"P{i}|svc|1.0.0" for i in range(9)] + ["p0|svc|1.0.0"]
 OWNERS = ["Alice", "Bob", "alice", "Carol"]
@@ -142,7 +143,7 @@ pages = st.builds(
 )
 
 
-class LockTableMachine(RuleBasedStateMachine):
+class LockTableMachine(CapturePieces, RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.table = LockTable()
@@ -273,27 +274,8 @@ class LockTableMachine(RuleBasedStateMachine):
         if stale:
             self._apply(LocksRemoved(stale))
 
-    @rule(limit=st.integers(1, 4))
-    def capture_piece(self, limit: int) -> None:
-        """A snapshot capture: begun here if none runs, else its next piece; changes come in between."""
-        if self.capture is None:
-            walk = self.table.begin_capture()
-            self.capture = (walk, {lock.id: lock for lock in self.table.locks()}, [])
-            assert walk.count == len(self.table)
-            return
-        self._capture_piece(limit)
-
-    def _capture_piece(self, limit: int) -> bool:
-        assert self.capture is not None
-        walk, expected, got = self.capture
-        piece = walk.next(limit)
-        if piece is None:
-            self.table.end_capture(walk)
-            self.capture = None
-            assert sorted(got, key=lambda lock: lock.id) == sorted(expected.values(), key=lambda lock: lock.id)
-            return False
-        got += piece
-        return True
+    def _records(self) -> Any:
+        return self.table.locks()
 
     @rule(seconds=st.sampled_from([0.5, 1, 2, 3.25, 7, 15]), purge=st.booleans())
     def advance(self, seconds: float, purge: bool) -> None:

@@ -29,6 +29,7 @@ from actors.records import (
     encode_event,
 )
 from actors.store import RuleLoader, RuleTable
+from tests.property.capture_pieces import CapturePieces
 
 CONSUMERS = ["Alice", "Bob", "Carol"]
 DEFINITIONS = ["temp", "humid"]
@@ -192,7 +193,7 @@ filters = st.builds(
 )
 
 
-class RuleTableMachine(RuleBasedStateMachine):
+class RuleTableMachine(CapturePieces, RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.table = RuleTable()
@@ -303,27 +304,8 @@ class RuleTableMachine(RuleBasedStateMachine):
                 found, count = self.table.query(f, page)
                 assert (rows(found), count) == self.model.query(f, page)
 
-    @rule(limit=st.integers(1, 4))
-    def capture_piece(self, limit: int) -> None:
-        """A snapshot capture: begun here if none runs, else its next piece; changes come in between."""
-        if self.capture is None:
-            walk = self.table.begin_capture()
-            self.capture = (walk, {r.id: r for r in self.table.rules()}, [])
-            assert walk.count == len(self.table)
-            return
-        self._capture_piece(limit)
-
-    def _capture_piece(self, limit: int) -> bool:
-        assert self.capture is not None
-        walk, expected, got = self.capture
-        piece = walk.next(limit)
-        if piece is None:
-            self.table.end_capture(walk)
-            self.capture = None
-            assert sorted(got, key=lambda r: r.id) == sorted(expected.values(), key=lambda r: r.id)
-            return False
-        got += piece
-        return True
+    def _records(self) -> Any:
+        return self.table.rules()
 
     def teardown(self) -> None:
         """Start-up from a snapshot taken after any step gives the same state; a capture still
