@@ -11,8 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from bench.harness import process_cpu_seconds as cpu_seconds
-from bench.harness import rss_mib
+from bench.processes import process_cpu_seconds as cpu_seconds
+from bench.processes import rss_mib
 from bench.results import Resources
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import harness
+from bench import processes
 from bench.cli import main as bench_main
 from bench.fleet import run_load
 from bench.histogram import LatencyHistogram
@@ -27,14 +27,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def noop() -> Iterator[str]:
-    with harness.server(harness.framework_ceiling("--raw")) as server:
+    with processes.server(processes.framework_ceiling("--raw")) as server:
         yield server.url
 
 
 @pytest.fixture
 def stalling() -> Iterator[str]:
     """Every 100th request is answered 300 ms late."""
-    with harness.server(harness.framework_ceiling("--raw", "--stall-every", "100", "--stall-ms", "300")) as server:
+    with processes.server(processes.framework_ceiling("--raw", "--stall-every", "100", "--stall-ms", "300")) as server:
         yield server.url
 
 
