@@ -15,29 +15,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
+from bench.options import default_out
 from bench.workload import SCENARIOS, Sizes
 
-N = TypeVar("N", int, float)
-RESULTS = Path("bench") / "results"  # relative to the current directory: the repository root, as documented
 MQTT_PREFIX = "arrowhead/serviceorchestration"
 TLS_MODES = ("off", "on", "mutual")
 TARGET_NAMES = ("lockstore", "quart-echo", "mqtt-echo", "noop", "etcd")
 BENCH_EXTRA_HINT = "lockstore-bench needs the bench extra: pip install 'lockstore[bench]'"
 BENCH_EXTRA_MODULES = ("hdrh", "matplotlib")
-
-
-def default_out(scenario: str, transport: str, stamp: str) -> Path:
-    """Where a run's files go without --out (one place, so --help says what really happens)."""
-    return RESULTS / f"{scenario}-{transport}-{stamp}"
-
-
-def numbers(text: str, kind: Callable[[str], N]) -> list[N]:
-    """`100,200,400` → [100, 200, 400]: one run per value (a sweep)."""
-    return [kind(part) for part in text.split(",") if part.strip()]
 
 
 def _tls_modes(text: str) -> list[str]:
@@ -55,17 +42,16 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="run a scenario and save the results",
         description="Run a scenario against lockstore (started here, or --target) and optionally its peers; "
-        "print the Markdown report and save report.json, report.md and PNG plots.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "print the Markdown report and save report.json, report.md and PNG plots.")
     run.add_argument("scenario", choices=sorted(SCENARIOS), metavar="SCENARIO",
                      help=f"one of: {', '.join(SCENARIOS)} (`python -m bench list` says what each does)")
-    run.add_argument("--transport", choices=("http", "mqtt"), default="http")
+    run.add_argument("--transport", choices=("http", "mqtt"), default="http", help="default http")
     load = run.add_mutually_exclusive_group()
     load.add_argument("--rate", help="open loop: requests/s on a fixed timeline; a list (500,1000,2000) sweeps "
                       "(default: the scenario's)")
     load.add_argument("--concurrency", help="closed loop: requests in flight; a list sweeps (default: the scenario's)")
-    run.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
-    run.add_argument("--warmup", type=float, default=2.0, help="seconds sent first and not measured")
+    run.add_argument("--duration", type=float, default=10.0, help="measured seconds per run (default 10)")
+    run.add_argument("--warmup", type=float, default=2.0, help="seconds sent first and not measured (default 2)")
     target = run.add_argument_group("targets")
     target.add_argument("--target", help="an already-running service: http(s)://host:port, or mqtt://host:port "
                         "(its broker)")
@@ -77,27 +63,29 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--peers", action="store_true",
                         help="also run the framework/transport echo, the no-op target and etcd (lock scenarios)")
     target.add_argument("--only", help=f"comma list of the targets to run ({', '.join(TARGET_NAMES)})")
-    target.add_argument("--fsync", choices=("always", "never"), default="always", help="lockstore's --fsync")
+    target.add_argument("--fsync", choices=("always", "never"), default="always",
+                        help="lockstore's --fsync (default always)")
     target.add_argument("--tls", type=_tls_modes, default=["off"], metavar="MODES",
                         help="HTTP only: off, on (HTTPS, server certificate) or mutual (HTTPS with a client "
                         "certificate; lockstore takes the identity from it); a list (off,on,mutual) runs each "
-                        "as its own target. Certificates come from a throw-away CA made for the run")
+                        "as its own target (default off). Certificates come from a throw-away CA made for the run")
     target.add_argument("--new-connections", action="store_true",
                         help="HTTP only: a new connection (TCP and TLS handshake) for every request, no keep-alive")
     target.add_argument("--snapshot-every", type=int,
                         help="lockstore's --snapshot-every-records (default: the service's; startup: 1000)")
     sizes = run.add_argument_group("sizes")
-    sizes.add_argument("--preload", type=int, default=Sizes().preload, help="records the setup loads")
+    sizes.add_argument("--preload", type=int, default=Sizes().preload, help="records the setup loads (default 10000)")
     sizes.add_argument("--records", default=str(Sizes().records),
                        help="bulk loads: records to load; startup: live records in the built snapshots (a list "
-                       "sweeps, a freshly built data directory each)")
+                       "sweeps, a freshly built data directory each; default 100000)")
     sizes.add_argument("--log-records", default=str(Sizes().log_records),
-                       help="startup: log events after the snapshots (a list sweeps)")
+                       help="startup: log events after the snapshots (a list sweeps; default 100000)")
     client = run.add_argument_group("load generator")
-    client.add_argument("--clients", default="auto", help="load-generator processes (auto: enough for the rate)")
+    client.add_argument("--clients", default="auto",
+                        help="load-generator processes (default auto: enough for the rate, at most one per core)")
     client.add_argument("--connections", type=int, help="connections over all processes (default: http 64, mqtt 4)")
-    client.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
-    client.add_argument("--seed", type=int, default=1)
+    client.add_argument("--timeout", type=float, default=10.0, help="per request, seconds (default 10)")
+    client.add_argument("--seed", type=int, default=1, help="the scenarios' random choices (default 1)")
     client.add_argument("--quiet", action="store_true", help="no live progress line")
     run.add_argument("--out", type=Path, help="results directory (default "
                      f"{default_out('SCENARIO', 'TRANSPORT', 'YYYYmmdd-HHMMSS')}, under the current directory)")

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import targets
-from bench.cli import default_out, numbers
 from bench.fleet import cpu_count
 from bench.loadgen import LoadSpec
 from bench.operations import Endpoint
+from bench.options import default_out, numbers
 from bench.output import save_report
 from bench.processes import Unavailable
 from bench.report import markdown

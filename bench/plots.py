@@ -83,7 +83,9 @@ def _plain_ms(axes: Any) -> None:
     from matplotlib import ticker
 
     axes.set_yscale("log")
-    axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)  # the 2, 3, 5 between decades too, not "3×10^0"
 
 
 def percentile_x(q: float) -> float:
@@ -167,14 +169,16 @@ def _timeline(plt: Any, report: Report) -> Any:
         axes.grid(True, alpha=0.3)
     for axes in panels[len(runs):]:
         axes.set_visible(False)
+    for column in range(columns):  # the lowest panel drawn in each column carries the time axis
+        lowest = max(number for number in range(len(runs)) if number % columns == column)
+        panels[lowest].xaxis.set_tick_params(labelbottom=True)
+        panels[lowest].set_xlabel("seconds into the measured window")
     # One scale for all runs (sharey), set once from every run's data: a limit fixed per subplot would
     # clip the runs drawn after the first.
     top = max(max(second.max_ms for second in run.timeline) for run in runs)
     panels[0].set_ylim(0, max(top, 1.0) * 1.5)
     handles, names = _legend_entries(panels[: len(runs)])
     figure.legend(handles, names, fontsize="small", loc="outside upper right", ncols=len(names))
-    for axes in all_axes[-1, :]:
-        axes.set_xlabel("seconds into the measured window")
     figure.suptitle(f"Latency per second: {_what(runs)}")
     return figure
 
