@@ -2,18 +2,18 @@
 locks and rules are live (so a remove scenario can say how many removes hit), and whether a snapshot
 is being written (so the start-up scenario can split latency by it).
 
-`parse` is pure; `scrape` is one blocking GET (run from the sampler thread or between runs).
+`parse` is pure; `scrape` is one blocking GET (from the watching thread, or between runs).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 
 from bench.http_client import tls_context
 from bench.operations import Endpoint
+from bench.sampler import WindowWatch
 
 LOCKS_LIVE = "lockstore_locks_live"
 RULES_LIVE = "lockstore_rules_live"
@@ -50,8 +50,8 @@ def scrape(endpoint: Endpoint, timeout: float = 10.0) -> dict[str, float]:
         return parse(response.read().decode())
 
 
-@dataclass
-class SnapshotWatch:
+@dataclass(kw_only=True)
+class SnapshotWatch(WindowWatch):
     """Polls /metrics every `interval_s` inside the measured window (wall clock): in which whole
     seconds of the window a snapshot was being captured or written, how many were taken, and the
     longest time one capture message held an actor."""
@@ -61,18 +61,10 @@ class SnapshotWatch:
     busy_seconds: set[int] = field(default_factory=set)
     taken: int = 0
     stall_s: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def window(self, begins: float, ends: float) -> None:
-        self._thread = threading.Thread(target=self._run, args=(begins, ends), daemon=True)
-        self._thread.start()
-
-    def _run(self, begins: float, ends: float) -> None:
-        if self._stop.wait(max(0.0, begins - time.time())):
-            return
+    def _watch(self, begins: float, ends: float) -> None:
         first: float | None = None
-        while not self._stop.is_set() and (now := time.time()) < ends:
+        while (now := time.time()) < ends:
             try:
                 values = scrape(self.endpoint, timeout=5)
             except OSError:
@@ -85,9 +77,5 @@ class SnapshotWatch:
                     self.busy_seconds.add(int(now - begins))
                 self.taken = taken
                 self.stall_s = max(self.stall_s, values.get(CAPTURE_STALL, 0.0))
-            self._stop.wait(self.interval_s)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            if self.stopped(self.interval_s):
+                return

@@ -76,8 +76,8 @@ def run_once(target: Target, spec: LoadSpec, *, live: bool = True) -> RunResult:
     scenario = SCENARIOS[spec.scenario]
     prepared = prepare(target, spec)
     counts = _live_count(target, scenario.removes)
-    samplers = [Sampler(pid) for pid in target.pids]
-    watch = metrics.SnapshotWatch(target.metrics) if scenario.startup and target.metrics else None
+    samplers = [Sampler(pid=pid) for pid in target.pids]
+    watch = metrics.SnapshotWatch(endpoint=target.metrics) if scenario.startup and target.metrics else None
 
     def window(begins: float, ends: float) -> None:
         for sampler in samplers:
