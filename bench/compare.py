@@ -12,7 +12,16 @@ from pathlib import Path
 
 import msgspec
 
-from bench.report import fmt_count, fmt_ms, load_text, markdown_table, run_label, server_us_per_request, target_text
+from bench.report import (
+    commit_text,
+    fmt_count,
+    fmt_ms,
+    load_text,
+    markdown_table,
+    run_label,
+    server_us_per_request,
+    target_text,
+)
 from bench.results import Report, RunResult, load_report
 
 RunKey = tuple[str, str, str, str, float | None]
@@ -64,7 +73,7 @@ def _row(run_a: RunResult, run_b: RunResult) -> list[str]:
 def _source(name: str, report: Report) -> str:
     facts = [report.created_at] if report.created_at else []
     if report.machine is not None:
-        facts += [f"commit {report.machine.git_commit[:12] or 'unknown'}", f"fsync {report.machine.fsync}"]
+        facts += [f"commit {commit_text(report.machine)}", f"fsync {report.machine.fsync}"]
         facts.append(f"{report.machine.cores} cores")
     command = f"`{report.command}`" if report.command else "(no command recorded)"
     return f"- {name}: {command}" + (f" ({', '.join(facts)})" if facts else "")

@@ -78,14 +78,19 @@ def run_styles(runs: list[RunResult]) -> dict[int, dict[str, Any]]:
     return styles
 
 
+def _two_and_five(value: float) -> str:
+    text = f"{value:g}"
+    return text if text[0] in "25" else ""
+
+
 def _plain_ms(axes: Any) -> None:
     """Log-scale latency with plain tick labels (0.5, 1, 10, 100 ms), not powers of ten."""
     from matplotlib import ticker
 
     axes.set_yscale("log")
-    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")
-    axes.yaxis.set_major_formatter(plain)
-    axes.yaxis.set_minor_formatter(plain)  # the 2, 3, 5 between decades too, not "3×10^0"
+    axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    # Between decades, 2 and 5 (20, 50, ...) get a label too, in plain numbers, not "3×10^0".
+    axes.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda value, _: _two_and_five(value)))
 
 
 def percentile_x(q: float) -> float:

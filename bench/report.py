@@ -161,8 +161,14 @@ def run_row(run: RunResult) -> list[str]:
     ]
 
 
+def commit_text(machine: Machine) -> str:
+    """The measured commit, short, with "+dirty" when the tree had local changes; "unknown" outside git."""
+    short = machine.git_commit[:12] + ("+dirty" if machine.git_commit.endswith("+dirty") else "")
+    return short or "unknown"
+
+
 def machine_line(machine: Machine) -> str:
-    commit = machine.git_commit[:12] + ("+dirty" if machine.git_commit.endswith("+dirty") else "")
+    commit = commit_text(machine)
     load = " ".join(f"{value:.2f}" for value in machine.load_average)
     return " · ".join(
         [
@@ -172,7 +178,7 @@ def machine_line(machine: Machine) -> str:
             f"Python {machine.python}",
             f"kernel {machine.kernel}",
             f"fsync {machine.fsync}",
-            f"commit {commit or 'unknown'}",
+            f"commit {commit}",
             f"load {load}",
         ]
     )

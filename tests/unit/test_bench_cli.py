@@ -4,6 +4,8 @@ hint a plain install (without the bench extra) gets, the service's start-up line
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +21,10 @@ from bench.workload import SCENARIOS
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _help(*command: str) -> str:
+def _help(*command: str) -> None:
     with pytest.raises(SystemExit) as stopped:
         parser().parse_args([*command, "--help"])
     assert stopped.value.code == 0
-    return ""
 
 
 def test_run_help_names_the_default_output_directory_the_run_uses(capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,3 +139,32 @@ def test_metrics_text_is_read_with_and_without_labels() -> None:
     assert values[metrics.CAPTURE_STALL] == 0.0025
     assert values['lockstore_requests_total{operation="lock create",transport="http",status="201"}'] == 7.0
     assert "not" not in values and len(values) == 3
+
+
+# ------------------------------------------------------------------------------------------ bench/README.md
+
+README = REPO / "bench" / "README.md"
+_COMMAND = re.compile(r"\.venv/bin/python -m bench ([^`\n#|]+)")
+
+
+def test_every_harness_command_in_the_bench_readme_parses() -> None:
+    """The README's commands are the harness's: each one (in code blocks and in the figures' captions)
+    is accepted by the parser as written, so a renamed option or scenario cannot leave a stale one."""
+    commands = [found.strip() for found in _COMMAND.findall(README.read_text())]
+    assert len(commands) >= 20
+    for command in commands:
+        try:
+            parser().parse_args(shlex.split(command))
+        except SystemExit as stopped:
+            if stopped.code != 0:  # `run --help` exits 0
+                raise AssertionError(f"bench/README.md: `python -m bench {command}` does not parse") from None
+
+
+def test_the_bench_readme_names_only_files_that_exist_and_nothing_outside_the_repository() -> None:
+    text = README.read_text()
+    assert "../" not in text and "/work/" not in text
+    removed = {"http_locks.py", "http_store.py", "mqtt_bench.py", "replay.py", "tls.py", "harness.py"}
+    for name in set(re.findall(r"`([a-z_]+\.py)`", text)) - removed:
+        assert (REPO / "bench" / name).exists(), name
+    for path in set(re.findall(r"`((?:bench|tests)/[\w/]+\.py)", text)) - {f"bench/{name}" for name in removed}:
+        assert (REPO / path).exists(), path
