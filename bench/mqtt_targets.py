@@ -190,13 +190,13 @@ def _log_text(log: str | Path) -> str:
 
 @contextmanager
 def lockstore_over_mqtt(broker: Broker, data_dir: Path, *options: str,
-                        prefix: str = DEFAULT_PREFIX) -> Iterator[Service]:
+                        prefix: str = DEFAULT_PREFIX, gc_log: Path | None = None) -> Iterator[Service]:
     """The real `lockstore serve` (HTTP on a free loopback port) with its MQTT transport on `broker`
     under `prefix`; `options` are more `serve` options (`--fsync never`, ...; not a `--log-level` above
     INFO: readiness is read from its "serving HTTP on" log line). Stopped with SIGTERM."""
     client_id = f"lockstore-bench-{os.getpid()}-{next(_numbers)}"  # the broker drops a reused client id
-    argv = [*processes.lockstore(data_dir, *options), "--mqtt-url", broker.url, "--mqtt-client-id", client_id,
-            "--mqtt-topic-prefix", prefix]
+    argv = [*processes.lockstore(data_dir, *options, gc_log=gc_log), "--mqtt-url", broker.url,
+            "--mqtt-client-id", client_id, "--mqtt-topic-prefix", prefix]
     with processes.server(argv, ready_timeout=READY_TIMEOUT) as server:
         endpoint = Endpoint("mqtt", broker.url, prefix=prefix)
         try:

@@ -86,24 +86,53 @@ def server(argv: Sequence[str], *, ready_timeout: float = 600) -> Iterator[Serve
         running.stop()
 
 
-def lockstore(data_dir: Path, *options: str) -> list[str]:
-    """The command line of the real service on a free loopback port."""
-    return [
-        sys.executable,
-        "-m",
-        "transports.cli",
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "INFO",
-        "--no-access-log",
-        *options,
-    ]
+SERVICE_MODULE = "transports.cli"  # what `lockstore` runs (python -m SERVICE_MODULE serve ...)
+
+# Runs the service's CLI after hooking the garbage collector: every full (generation 2) collection, and
+# any other slower than 1 ms, is appended to a file as `wall-time generation milliseconds`. A collection
+# stops the whole process, so on a big table a full one is a pause every request in flight sees.
+_GC_LOGGED = """
+import gc, runpy, sys, time
+_log, _started = open(sys.argv[1], "a", buffering=1), [0.0]
+def _hook(phase, info):
+    if phase == "start":
+        _started[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _started[0]) * 1e3
+    if info["generation"] == 2 or ms > 1:
+        _log.write(f"{time.time():.6f} {info['generation']} {ms:.3f}\\n")
+gc.callbacks.append(_hook)
+module, sys.argv = sys.argv[2], ["lockstore", *sys.argv[3:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def lockstore(data_dir: Path, *options: str, gc_log: Path | None = None) -> list[str]:
+    """The command line of the real service on a free loopback port; with `gc_log`, its garbage
+    collections are logged there (`parse_gc_log` reads them)."""
+    start = [sys.executable, "-c", _GC_LOGGED, str(gc_log), SERVICE_MODULE] if gc_log else [
+        sys.executable, "-m", SERVICE_MODULE]
+    return [*start, "serve", "--host", HOST, "--port", "0", "--data-dir", str(data_dir), "--log-level", "INFO",
+            "--no-access-log", *options]
+
+
+@dataclass(frozen=True)
+class Collection:
+    at: float  # wall clock, when it ended
+    generation: int
+    ms: float
+
+
+def parse_gc_log(text: str) -> list[Collection]:
+    """The lines `lockstore(gc_log=...)` wrote; anything else (a line cut by a crash) is skipped."""
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        try:
+            found.append(Collection(float(parts[0]), int(parts[1]), float(parts[2])))
+        except (IndexError, ValueError):
+            continue
+    return found
 
 
 def framework_ceiling(*options: str) -> list[str]:

@@ -146,7 +146,14 @@ def _latency_cells(summary: LatencySummary) -> list[str]:
     return [fmt_ms(v) for v in (summary.p50_ms, summary.p90_ms, summary.p99_ms, summary.p999_ms, summary.max_ms)]
 
 
-def run_row(run: RunResult) -> list[str]:
+def gc_text(run: RunResult) -> str:
+    """Full collections in the window and the longest: "2 × 36" ("0": none); "" where not logged."""
+    if run.gc is None:
+        return ""
+    return f"{run.gc.full} × {fmt_ms(run.gc.full_max_ms)}" if run.gc.full else "0"
+
+
+def run_row(run: RunResult, *, gc: bool = False) -> list[str]:
     return [
         target_text(run),
         run.transport,
@@ -158,6 +165,7 @@ def run_row(run: RunResult) -> list[str]:
         _optional(server_us_per_request(run)),
         _optional(server_peak_rss_mib(run)),
         fmt_count(run.client.cpu_us_per_request),
+        *([gc_text(run)] if gc else []),
     ]
 
 
@@ -200,8 +208,9 @@ def markdown(report: Report) -> str:
     if report.machine is not None:
         lines += [f"Machine: {machine_line(report.machine)}", ""]
     if report.runs:
-        headers = (["scenario"] if several else []) + RUN_HEADERS
-        rows = [([run.scenario] if several else []) + run_row(run) for run in report.runs]
+        gc = any(run.gc is not None for run in report.runs)
+        headers = (["scenario"] if several else []) + RUN_HEADERS + (["full GCs × max ms"] if gc else [])
+        rows = [([run.scenario] if several else []) + run_row(run, gc=gc) for run in report.runs]
         lines += [markdown_table(headers, rows), ""]
     mixed = [run for run in report.runs if len(run.operations) > 1]
     if mixed:

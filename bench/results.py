@@ -90,6 +90,16 @@ class SnapshotEffect(msgspec.Struct):
     without_snapshot: LatencySummary
 
 
+class GcPauses(msgspec.Struct):
+    """lockstore's garbage collections during the measured window (a collection stops every request in
+    flight): the full (generation 2) ones, and the longest of any generation."""
+
+    full: int
+    full_max_ms: float
+    longest_ms: float
+    paused_ms: float  # all full collections and any other over 1 ms, added up
+
+
 class Removals(msgspec.Struct):
     """For the remove scenarios: how many removes were sent over the whole run (warm-up and the
     requests still in flight at the end included) and how many of them hit (the live count fell by
@@ -131,6 +141,7 @@ class RunResult(msgspec.Struct):
     startup: Startup | None = None  # the start-up scenario: on the first run of each target it started
     snapshots: SnapshotEffect | None = None
     removals: Removals | None = None
+    gc: GcPauses | None = None  # a lockstore the harness started
 
 
 class Machine(msgspec.Struct):

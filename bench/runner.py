@@ -4,8 +4,10 @@ server, and turn the client processes' histograms into a `RunResult`."""
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import trio
 
@@ -15,9 +17,9 @@ from bench.fleet import LoadResult, run_load
 from bench.histogram import LatencyHistogram
 from bench.loadgen import LoadSpec, WorkerResult
 from bench.operations import CreateRules, Operation
-from bench.processes import peak_rss_mib, rss_mib
+from bench.processes import parse_gc_log, peak_rss_mib, rss_mib
 from bench.report import removals_text
-from bench.results import ClientUse, Removals, RunResult, Second, SnapshotEffect, Startup
+from bench.results import ClientUse, GcPauses, Removals, RunResult, Second, SnapshotEffect, Startup
 from bench.sampler import Sampler
 from bench.startup import phases
 from bench.targets import Target
@@ -78,8 +80,10 @@ def run_once(target: Target, spec: LoadSpec, *, live: bool = True) -> RunResult:
     counts = _live_count(target, scenario.removes)
     samplers = [Sampler(pid=pid) for pid in target.pids]
     watch = metrics.SnapshotWatch(endpoint=target.metrics) if scenario.startup and target.metrics else None
+    measured: list[float] = []
 
     def window(begins: float, ends: float) -> None:
+        measured.extend((begins, ends))
         for sampler in samplers:
             sampler.window(begins, ends)
         if watch is not None:
@@ -104,10 +108,21 @@ def run_once(target: Target, spec: LoadSpec, *, live: bool = True) -> RunResult:
         after = _live_count(target, scenario.removes)
         result.removals = Removals(scenario.removes, sent, counts, after if after is not None else counts)
         result.notes.append(removals_text(result.removals))
+    if target.gc_log is not None and measured:
+        result.gc = gc_pauses(target.gc_log, measured[0], min(measured[1], time.time()))
     if watch is not None:
         result.snapshots = snapshot_effect(load.workers, watch.busy_seconds, watch.taken, watch.stall_s)
     result.notes.extend(target.notes)
     return result
+
+
+def gc_pauses(log: Path, begins: float, ends: float) -> GcPauses:
+    """The collections the service logged that ended inside the window."""
+    text = log.read_text() if log.exists() else ""
+    inside = [c for c in parse_gc_log(text) if begins <= c.at < ends]
+    full = [c.ms for c in inside if c.generation == 2]
+    return GcPauses(full=len(full), full_max_ms=max(full, default=0.0),
+                    longest_ms=max((c.ms for c in inside), default=0.0), paused_ms=sum(c.ms for c in inside))
 
 
 def _live_count(target: Target, kind: str | None) -> int | None:

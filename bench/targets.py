@@ -40,6 +40,7 @@ class Target:
     start_log: tuple[str, ...] = ()  # lockstore: its log up to serving (start-up phases)
     ready_rss_mib: float = 0.0  # lockstore: resident memory when it began to serve
     ready_peak_rss_mib: float = 0.0  # and the most it had held by then
+    gc_log: Path | None = None  # lockstore: where its garbage collections are logged (processes.lockstore)
 
 
 @dataclass(frozen=True)
@@ -107,18 +108,24 @@ def _data_dir(data_dir: Path | None) -> Iterator[Path]:
 
 
 @contextmanager
+def _gc_log() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="lockstore-bench-gc-") as directory:
+        yield Path(directory) / "gc.log"
+
+
+@contextmanager
 def lockstore_http(fsync: str, data_dir: Path | None = None, options: tuple[str, ...] = (),
                    connection: Connection = Connection()) -> Iterator[Target]:
     """The real `lockstore serve` on a free loopback port with a fresh (or the given) data directory."""
-    with _data_dir(data_dir) as directory, _tls(connection.tls) as tls, processes.server(
-        processes.lockstore(directory, "--fsync", fsync, *tls.lockstore_options, *options)
+    with _data_dir(data_dir) as directory, _tls(connection.tls) as tls, _gc_log() as gc_log, processes.server(
+        processes.lockstore(directory, "--fsync", fsync, *tls.lockstore_options, *options, gc_log=gc_log)
     ) as server:
         endpoint = tls.endpoint(server.url, connection)
         pid = server.process.pid
         yield Target("lockstore" + connection.suffix(), "http", endpoint, (pid,),
                      metrics=replace(endpoint, new_connection=False), ready_s=server.ready_s,
                      start_log=tuple(server.tail), ready_rss_mib=processes.rss_mib(pid),
-                     ready_peak_rss_mib=processes.peak_rss_mib(pid))
+                     ready_peak_rss_mib=processes.peak_rss_mib(pid), gc_log=gc_log)
 
 
 @contextmanager
@@ -142,12 +149,12 @@ def noop_http(connection: Connection = Connection()) -> Iterator[Target]:
 @contextmanager
 def lockstore_mqtt(fsync: str, data_dir: Path | None = None, options: tuple[str, ...] = ()) -> Iterator[Target]:
     """The real service with its MQTT transport, through a mosquitto the harness starts."""
-    with mqtt_targets.mosquitto_broker() as broker, _data_dir(data_dir) as directory, \
-            mqtt_targets.lockstore_over_mqtt(broker, directory, "--fsync", fsync, *options) as service:
+    with mqtt_targets.mosquitto_broker() as broker, _data_dir(data_dir) as directory, _gc_log() as gc_log, \
+            mqtt_targets.lockstore_over_mqtt(broker, directory, "--fsync", fsync, *options, gc_log=gc_log) as service:
         yield Target("lockstore", "mqtt", service.endpoint, (service.pid, broker.pid),
                      metrics=Endpoint("http", service.http_url), ready_s=service.ready_s,
                      start_log=service.start_log, ready_rss_mib=processes.rss_mib(service.pid),
-                     ready_peak_rss_mib=processes.peak_rss_mib(service.pid))
+                     ready_peak_rss_mib=processes.peak_rss_mib(service.pid), gc_log=gc_log)
 
 
 @contextmanager

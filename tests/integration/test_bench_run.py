@@ -119,6 +119,7 @@ def test_the_real_service_churn_with_setup_and_samples(tmp_path: Path) -> None:
                  sizes=Sizes(preload=300))
     with lockstore_http("never", tmp_path / "data") as target:
         result = run_once(target, spec, live=False)
+        assert target.gc_log is not None and target.gc_log.exists()  # the hook opened its log at start
         left = httpx.post(f"{target.endpoint.url}/serviceorchestration/orchestration/mgmt/lock/query",
                           json={"pagination": {"page": 0, "size": 1}},
                           headers={"Authorization": "Bearer SYSTEM//Sysop"}).json()["count"]
@@ -132,6 +133,8 @@ def test_the_real_service_churn_with_setup_and_samples(tmp_path: Path) -> None:
     assert any(note.startswith("120 of the 120 removes sent hit a lock") for note in result.notes)
     assert result.server and result.server[0].peak_rss_mib > 10 and result.server[0].cpu_seconds > 0
     assert any("setup: 100 requests" in note for note in result.notes)  # 300 locks of 100 owners
+    assert target.gc_log is not None and target.gc_log.parent.name.startswith("lockstore-bench-gc-")
+    assert result.gc is not None  # the service ran under the GC hook and its window was read
 
 
 @pytest.mark.parametrize("scenario", ["rule-churn", "rule-modify", "rule-remove", "orchestrator-churn"])

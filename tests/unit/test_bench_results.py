@@ -346,6 +346,34 @@ def test_markdown_start_up_and_snapshot_sections() -> None:
     assert any("| snapshot running " in row and re.search(r"\|\s+2\.25 \|$", row) for row in rows)
 
 
+def test_gc_pauses_are_the_collections_inside_the_window(tmp_path: Path) -> None:
+    from bench.processes import Collection, parse_gc_log
+    from bench.runner import gc_pauses
+
+    log = tmp_path / "gc.log"
+    log.write_text("99.5 2 80.000\n100.25 1 2.500\n100.5 2 35.500\n101.0 0 1.500\n101.75 2 12.250\n"
+                   "102.5 2 300.000\nnot a line\n103.0 2\n")
+    assert parse_gc_log(log.read_text())[:2] == [Collection(99.5, 2, 80.0), Collection(100.25, 1, 2.5)]
+    assert len(parse_gc_log(log.read_text())) == 6  # the broken lines are skipped
+    pauses = gc_pauses(log, 100.0, 102.0)  # neither the one before nor the one after the window
+    assert (pauses.full, pauses.full_max_ms, pauses.longest_ms, pauses.paused_ms) == (2, 35.5, 35.5, 51.75)
+    assert gc_pauses(tmp_path / "missing.log", 0, 1).full == 0
+
+
+def test_the_gc_column_appears_when_the_service_logged_its_collections() -> None:
+    from bench.results import GcPauses
+
+    plain = markdown(Report(runs=[make_run()]))
+    assert "full GCs" not in plain
+    text = markdown(Report(runs=[make_run(gc=GcPauses(2, 35.5, 35.5, 51.75)),
+                                 make_run(target="etcd", gc=None),
+                                 make_run(target="noop", gc=GcPauses(0, 0.0, 1.5, 1.5))]))
+    header = cells_of(text, "target")
+    assert dict(zip(header, cells_of(text, "lockstore"), strict=True))["full GCs × max ms"] == "2 × 35.5"
+    assert dict(zip(header, cells_of(text, "etcd"), strict=True))["full GCs × max ms"] == ""
+    assert dict(zip(header, cells_of(text, "noop"), strict=True))["full GCs × max ms"] == "0"
+
+
 def test_error_text() -> None:
     assert error_text(make_run(errors=0, statuses={"200": 5, "201": 1})) == "0"
     run = make_run(errors=7, statuses={"200": 3, "404": 1, "connection": 4, "503": 2})
