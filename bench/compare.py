@@ -12,8 +12,16 @@ from pathlib import Path
 
 import msgspec
 
-from bench.harness import markdown_table
-from bench.report import fmt_count, fmt_ms, load_text, run_label, server_us_per_request
+from bench.report import (
+    commit_text,
+    fmt_count,
+    fmt_ms,
+    load_text,
+    markdown_table,
+    run_label,
+    server_us_per_request,
+    target_text,
+)
 from bench.results import Report, RunResult, load_report
 
 RunKey = tuple[str, str, str, str, float | None]
@@ -21,9 +29,10 @@ LATENCIES = [("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"), ("max",
 
 
 def run_key(run: RunResult) -> RunKey:
-    """Target, scenario, transport, mode and the load (offered rate open loop, concurrency closed loop)."""
+    """Target (with its connection mode and data set), scenario, transport, mode and the load (offered
+    rate open loop, concurrency closed loop)."""
     load = run.offered_rate if run.mode == "open" else run.concurrency
-    return (run.target, run.scenario, run.transport, run.mode, None if load is None else float(load))
+    return (target_text(run), run.scenario, run.transport, run.mode, None if load is None else float(load))
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -51,7 +60,7 @@ def match_runs(a: Report, b: Report) -> tuple[list[tuple[RunResult, RunResult]],
 
 
 def _row(run_a: RunResult, run_b: RunResult) -> list[str]:
-    cells = [run_a.target, run_a.scenario, run_a.transport, load_text(run_a)]
+    cells = [target_text(run_a), run_a.scenario, run_a.transport, load_text(run_a)]
     cells += [fmt_count(run_a.throughput_rps), fmt_count(run_b.throughput_rps)]
     cells.append(ratio(run_a.throughput_rps, run_b.throughput_rps))
     for _, field in LATENCIES:
@@ -64,7 +73,7 @@ def _row(run_a: RunResult, run_b: RunResult) -> list[str]:
 def _source(name: str, report: Report) -> str:
     facts = [report.created_at] if report.created_at else []
     if report.machine is not None:
-        facts += [f"commit {report.machine.git_commit[:12] or 'unknown'}", f"fsync {report.machine.fsync}"]
+        facts += [f"commit {commit_text(report.machine)}", f"fsync {report.machine.fsync}"]
         facts.append(f"{report.machine.cores} cores")
     command = f"`{report.command}`" if report.command else "(no command recorded)"
     return f"- {name}: {command}" + (f" ({', '.join(facts)})" if facts else "")

@@ -1,5 +1,6 @@
 """etcd as a peer of lockstore: the same lock work done the way etcd users do it, through etcd's
 HTTP/JSON gateway (etcd 3.4: paths under /v3/, keys and values base64, int64s as JSON strings).
+"DECISIONS n" below is decision n of docs/DECISIONS.md.
 
 The mapping (one `EtcdClient.call` per operation):
 

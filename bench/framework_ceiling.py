@@ -2,11 +2,12 @@
 
 `python -m bench.framework_ceiling` serves a bare quart-trio app on hypercorn's trio worker, with the
 service's paths, that only decodes the request JSON and encodes a response of the same shape — what
-the framework costs before any lockstore code runs (ARCHITECTURE.md, "HTTP under trio").
+the framework costs before any lockstore code runs (docs/ARCHITECTURE.md, "HTTP under trio"). With
+`--certfile/--keyfile` (and `--ca-certs`) it serves HTTPS (with client certificates), as lockstore can.
 
 `--raw` serves a fixed reply from a bare trio socket loop instead: no framework at all. Driving it
-with the same wrk scripts shows how fast the *client* can go on this machine, so a benchmark can show
-that the client is not its bottleneck.
+shows how fast the harness's own client goes on this machine, so a benchmark can show that the client
+is not its bottleneck.
 
 Both log `serving HTTP on http://HOST:PORT` on stderr, as the service does.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import ssl
 import sys
 from functools import partial
 from typing import Any
@@ -117,9 +119,16 @@ def create_app() -> QuartTrio:
     return app
 
 
-async def serve_framework(host: str, port: int) -> None:
+async def serve_framework(host: str, port: int, certfile: str = "", keyfile: str = "", ca_certs: str = "") -> None:
+    """The quart app on hypercorn; HTTPS with `certfile`/`keyfile`, client certificates required with
+    `ca_certs` (as lockstore's `--tls-client-auth required`)."""
     config = Config()
     config.bind = [f"{host}:{port}"]
+    if certfile:
+        config.certfile, config.keyfile = certfile, keyfile
+    if ca_certs:
+        config.ca_certs = ca_certs
+        config.verify_mode = ssl.CERT_REQUIRED
     config.accesslog = None
     config.errorlog = logging.getLogger("ceiling")
     config.keep_alive_timeout = 30.0
@@ -194,13 +203,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--raw", action="store_true", help="bare trio socket responder (client ceiling)")
     parser.add_argument("--stall-every", type=int, default=0, help="--raw: answer every Nth request late")
     parser.add_argument("--stall-ms", type=float, default=0.0, help="--raw: by this many ms")
+    parser.add_argument("--certfile", default="", help="serve HTTPS with this certificate (not with --raw)")
+    parser.add_argument("--keyfile", default="", help="... and this key")
+    parser.add_argument("--ca-certs", default="", help="require client certificates from this CA")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
         if args.raw:
             trio.run(serve_raw, args.host, args.port, Stall(args.stall_every, args.stall_ms))
         else:
-            trio.run(serve_framework, args.host, args.port)
+            trio.run(serve_framework, args.host, args.port, args.certfile, args.keyfile, args.ca_certs)
     except KeyboardInterrupt:
         pass
 

@@ -1,32 +1,22 @@
 """The harness's HTTP client: lockstore's HTTP API (and anything serving its paths: the quart echo,
-the no-op responder) over one keep-alive HTTP/1.1 connection.
+the no-op responder) over one keep-alive HTTP/1.1 connection, plain or TLS, or over a new connection
+per request (`Endpoint.new_connection`: the cost of a full TCP and TLS handshake every time).
 
-It writes requests by hand on a trio socket (`bench.harness.HttpConnection`) instead of using httpx:
+It writes requests by hand on a trio socket (`bench.http_wire.HttpConnection`) instead of using httpx:
 on a 2-core machine every microsecond the client spends is taken from the server it measures.
 """
 
 from __future__ import annotations
 
-import time
+import functools
+import ssl
 from urllib.parse import quote, urlsplit
 
 import msgspec
 import trio
 
-from bench.harness import HttpConnection
-from bench.operations import (
-    CreateLocks,
-    CreateRules,
-    Echo,
-    Endpoint,
-    ModifyPriorities,
-    Operation,
-    QueryLocks,
-    QueryRules,
-    RemoveLocks,
-    RemoveRules,
-    Reply,
-)
+from bench import operations as op
+from bench.http_wire import HttpConnection
 
 BASE = "/serviceorchestration"
 LOCK_PATH = f"{BASE}/orchestration/mgmt/lock"
@@ -36,42 +26,36 @@ ECHO_PATH = f"{BASE}/monitor/echo"
 _encode = msgspec.json.Encoder().encode
 
 
-def expires_at(ttl_s: int, now: float | None = None) -> str:
-    """The `expiresAt` instant `ttl_s` from now, in the service's format (UTC, whole seconds)."""
-    moment = int(now if now is not None else time.time()) + ttl_s
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
-
-
 def _query_string(name: str, values: tuple[str, ...]) -> str:
     return "&".join(f"{name}={quote(value, safe='')}" for value in values)
 
 
-def request_parts(operation: Operation, now: float | None = None) -> tuple[str, str, bytes]:
+def request_parts(operation: op.Operation, now: float | None = None) -> tuple[str, str, bytes]:
     """(method, path with query, body) of an operation on lockstore's HTTP API. Pure."""
     match operation:
-        case Echo():
+        case op.Echo():
             return "GET", ECHO_PATH, b""
-        case CreateLocks(owner, instances, ttl_s):
-            when = expires_at(ttl_s, now)
+        case op.CreateLocks(owner, instances, ttl_s):
+            when = op.expires_at(ttl_s, now)
             locks = [{"serviceInstanceId": i, "owner": owner, "expiresAt": when} for i in instances]
             return "POST", f"{LOCK_PATH}/create", _encode({"locks": locks})
-        case QueryLocks(owner, page, size):
+        case op.QueryLocks(owner, page, size):
             body = {"owners": [owner], "pagination": {"page": page, "size": size}}
             return "POST", f"{LOCK_PATH}/query", _encode(body)
-        case RemoveLocks(owner, instances):
+        case op.RemoveLocks(owner, instances):
             path = f"{LOCK_PATH}/remove/{quote(owner, safe='')}?{_query_string('instanceIds', instances)}"
             return "DELETE", path, b""
-        case CreateRules(rules):
+        case op.CreateRules(rules):
             candidates = [
                 {"consumer": r.consumer, "serviceInstanceId": r.instance, "priority": r.priority} for r in rules
             ]
             return "POST", f"{STORE_PATH}/create", _encode({"candidates": candidates})
-        case QueryRules(consumer, page, size):
+        case op.QueryRules(consumer, page, size):
             body = {"consumerNames": [consumer], "pagination": {"page": page, "size": size}}
             return "POST", f"{STORE_PATH}/query", _encode(body)
-        case ModifyPriorities(priorities):
+        case op.ModifyPriorities(priorities):
             return "PUT", f"{STORE_PATH}/modify-priorities", _encode(dict(priorities))
-        case RemoveRules(ids):
+        case op.RemoveRules(ids):
             return "DELETE", f"{STORE_PATH}/remove?{_query_string('uuids', ids)}", b""
     raise TypeError(f"not an operation: {operation!r}")
 
@@ -95,41 +79,81 @@ def created_ids(body: bytes) -> tuple[str, ...]:
         return ()
 
 
-def encode_request(method: str, path: str, body: bytes, host: str, authorization: str) -> bytes:
+def encode_request(method: str, path: str, body: bytes, host: str, authorization: str, *, close: bool = False) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {authorization}\r\n"
     if body or method in ("POST", "PUT"):
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    if close:
+        head += "Connection: close\r\n"
     return (head + "\r\n").encode() + body
 
 
-class HttpClient:
-    """One keep-alive connection; concurrent `call`s take turns (HTTP/1.1 has no multiplexing)."""
+@functools.cache
+def tls_context(ca: str, cert: str, key: str) -> ssl.SSLContext:
+    """The client side of an https:// endpoint, made once per process (loading a CA is not free)."""
+    context = ssl.create_default_context(cafile=ca or None)
+    if cert:
+        context.load_cert_chain(cert, key or None)
+    return context
 
-    def __init__(self, connection: HttpConnection, endpoint: Endpoint, host: str) -> None:
+
+async def connect(endpoint: op.Endpoint) -> tuple[HttpConnection, str]:
+    """A connection to the endpoint's http:// or https:// URL (handshake done), and its Host header."""
+    url = urlsplit(endpoint.url)
+    if url.scheme not in ("http", "https") or url.hostname is None:
+        raise ValueError(f"the HTTP client needs an http(s)://host:port URL, not {endpoint.url!r}")
+    secure = url.scheme == "https"
+    stream = await trio.open_tcp_stream(url.hostname, url.port or (443 if secure else 80))
+    if not secure:
+        return HttpConnection(stream), url.netloc
+    tls = trio.SSLStream(stream, tls_context(endpoint.tls_ca, endpoint.tls_cert, endpoint.tls_key),
+                         server_hostname=url.hostname)
+    try:
+        await tls.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tls)
+        raise
+    return HttpConnection(tls), url.netloc
+
+
+class HttpClient:
+    """One keep-alive connection; concurrent `call`s take turns (HTTP/1.1 has no multiplexing). With
+    `endpoint.new_connection` it holds no connection: each call connects, asks once and closes."""
+
+    def __init__(self, connection: HttpConnection | None, endpoint: op.Endpoint, host: str) -> None:
         self._connection = connection
         self._endpoint = endpoint
         self._host = host
         self._turn = trio.Lock()
 
     @classmethod
-    async def open(cls, endpoint: Endpoint) -> HttpClient:
-        url = urlsplit(endpoint.url)
-        if url.scheme != "http" or url.hostname is None:
-            raise ValueError(f"the HTTP client needs an http://host:port URL, not {endpoint.url!r}")
-        connection = await HttpConnection.open(url.hostname, url.port or 80)
-        return cls(connection, endpoint, url.netloc)
+    async def open(cls, endpoint: op.Endpoint) -> HttpClient:
+        connection, host = await connect(endpoint)
+        if endpoint.new_connection:  # connecting worked; each call makes its own from now on
+            await connection.aclose()
+            return cls(None, endpoint, host)
+        return cls(connection, endpoint, host)
 
-    async def call(self, operation: Operation) -> Reply:
+    async def call(self, operation: op.Operation) -> op.Reply:
         method, path, body = request_parts(operation)
-        request = encode_request(method, path, body, self._host, self._endpoint.authorization)
+        fresh = self._connection is None
+        request = encode_request(method, path, body, self._host, self._endpoint.authorization, close=fresh)
         async with self._turn:
             try:
-                status, answer = await self._connection.exchange(request)
-            except trio.BrokenResourceError as error:
+                if self._connection is None:
+                    connection, _ = await connect(self._endpoint)
+                    try:
+                        status, answer = await connection.exchange(request)
+                    finally:
+                        await trio.aclose_forcefully(connection.stream)
+                else:
+                    status, answer = await self._connection.exchange(request)
+            except (trio.BrokenResourceError, ssl.SSLError) as error:
                 raise ConnectionError(str(error)) from error
-        if isinstance(operation, CreateRules) and 200 <= status < 300:
-            return Reply(status, created_ids(answer))
-        return Reply(status)
+        if isinstance(operation, op.CreateRules) and 200 <= status < 300:
+            return op.Reply(status, created_ids(answer))
+        return op.Reply(status)
 
     async def aclose(self) -> None:
-        await self._connection.stream.aclose()
+        if self._connection is not None:
+            await self._connection.aclose()

@@ -67,6 +67,7 @@ class WorkerResult:
     latency: str
     operations: dict[str, str]
     seconds: list[tuple[int, int, int, str]]  # (sent, completed, errors, latency) per measured second
+    issued: dict[str, int]  # requests handed to a client per operation, warm-up and the end included
     send_lag: str
     scheduler_lag: str
     cpu_s: float
@@ -95,6 +96,7 @@ class _Recorder:
         self.send_lag = LatencyHistogram()
         self.scheduler_lag = LatencyHistogram()
         self.statuses: Counter[str] = Counter()
+        self.issued: Counter[str] = Counter()
         self.scheduled = self.started = self.completed = self.errors = 0
         self.handled = 0  # every answer, warm-up included: what the client's CPU time was spent on
         # Successful answers that *arrived* inside the window, whenever they were due: the throughput.
@@ -104,7 +106,8 @@ class _Recorder:
         self.interval = LatencyHistogram()
         self.last_answer = 0.0
 
-    def sent(self, origin: float, now: float) -> None:
+    def sent(self, name: str, origin: float, now: float) -> None:
+        self.issued[name] += 1
         if self.window.measured(origin):
             self.started += 1
             self.send_lag.record(now - origin)
@@ -213,7 +216,7 @@ async def _run_open(spec: LoadSpec, process: int, start: float, recorder: _Recor
     async def lane(number: int) -> None:
         async for due, name, operation in receive:
             now = trio.current_time()
-            recorder.sent(due, now)
+            recorder.sent(name, due, now)
             status, ok = await _call(slots, number % len(slots.clients), workload, name, operation, spec.timeout_s)
             recorder.answered(name, due, trio.current_time(), status, ok)
 
@@ -254,7 +257,7 @@ async def _run_closed(spec: LoadSpec, process: int, start: float, recorder: _Rec
             if recorder.window.measured(now):
                 recorder.scheduled += 1
             name, operation = workload.next()
-            recorder.sent(now, now)
+            recorder.sent(name, now, now)
             status, ok = await _call(slots, number % len(slots.clients), workload, name, operation, spec.timeout_s)
             recorder.answered(name, now, trio.current_time(), status, ok)
 
@@ -307,6 +310,7 @@ async def worker(spec: LoadSpec, process: int, prepared: tuple[tuple[str, ...], 
         latency=recorder.latency.encode(),
         operations={name: h.encode() for name, h in recorder.operations.items()},
         seconds=_seconds(recorder),
+        issued=dict(recorder.issued),
         send_lag=recorder.send_lag.encode(),
         scheduler_lag=recorder.scheduler_lag.encode(),
         cpu_s=time.process_time() - cpu_before,

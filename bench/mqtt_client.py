@@ -29,21 +29,8 @@ from urllib.parse import urlsplit
 import msgspec
 import trio
 
+from bench import operations as op
 from bench.mqtt_codec import PUBLISH, MalformedPacketError, PacketReader, RawMqtt, encode_publish, parse_publish
-from bench.operations import (
-    CreateLocks,
-    CreateRules,
-    Echo,
-    Endpoint,
-    ModifyPriorities,
-    Operation,
-    QueryLocks,
-    QueryRules,
-    RemoveLocks,
-    RemoveRules,
-    Reply,
-)
-from transports.instants import format_instant
 
 DEFAULT_PORT = 1883
 LOCK_PATH = "/orchestration/management/lock/"
@@ -59,7 +46,7 @@ _numbers = itertools.count()
 
 
 class _Template(msgspec.Struct, omit_defaults=True):
-    """The Arrowhead MQTT request template (ARROWHEAD-REFERENCE.md §1.5); QoS 0 replies."""
+    """The Arrowhead MQTT request template (docs/ARROWHEAD-REFERENCE.md §1.5); QoS 0 replies."""
 
     traceId: str
     authentication: str
@@ -84,36 +71,36 @@ def _pagination(page: int, size: int) -> dict[str, int]:
     return {"page": page, "size": size}
 
 
-def request(operation: Operation, prefix: str, response_topic: str, trace_id: str, authentication: str,
+def request(operation: op.Operation, prefix: str, response_topic: str, trace_id: str, authentication: str,
             now: float) -> tuple[str, bytes]:
     """(request topic, template) of one operation. `now` (epoch seconds) dates a CreateLocks' expiry."""
     params: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
     payload: Any = msgspec.UNSET
-    if isinstance(operation, Echo):
+    if isinstance(operation, op.Echo):
         topic = prefix + ECHO_PATH
-    elif isinstance(operation, CreateLocks):
+    elif isinstance(operation, op.CreateLocks):
         topic = prefix + LOCK_PATH + "create"
-        expires = format_instant(int(now) + operation.ttl_s)
+        expires = op.expires_at(operation.ttl_s, now)
         payload = {"locks": [{"serviceInstanceId": instance, "owner": operation.owner, "expiresAt": expires}
                              for instance in operation.instances]}
-    elif isinstance(operation, QueryLocks):
+    elif isinstance(operation, op.QueryLocks):
         topic = prefix + LOCK_PATH + "query"
         payload = {"owners": [operation.owner], "pagination": _pagination(operation.page, operation.size)}
-    elif isinstance(operation, RemoveLocks):
+    elif isinstance(operation, op.RemoveLocks):
         topic = prefix + LOCK_PATH + "remove"
         params = {"owner": operation.owner}
         payload = list(operation.instances)
-    elif isinstance(operation, CreateRules):
+    elif isinstance(operation, op.CreateRules):
         topic = prefix + STORE_PATH + "create"
         payload = {"candidates": [{"consumer": r.consumer, "serviceInstanceId": r.instance, "priority": r.priority}
                                   for r in operation.rules]}
-    elif isinstance(operation, QueryRules):
+    elif isinstance(operation, op.QueryRules):
         topic = prefix + STORE_PATH + "query"
         payload = {"consumerNames": [operation.consumer], "pagination": _pagination(operation.page, operation.size)}
-    elif isinstance(operation, ModifyPriorities):
+    elif isinstance(operation, op.ModifyPriorities):
         topic = prefix + STORE_PATH + "modify-priorities"
         payload = dict(operation.priorities)
-    elif isinstance(operation, RemoveRules):
+    elif isinstance(operation, op.RemoveRules):
         topic = prefix + STORE_PATH + "remove"
         payload = list(operation.ids)
     else:
@@ -142,19 +129,19 @@ _head = msgspec.json.Decoder(_ReplyHead).decode
 _entries = msgspec.json.Decoder(_Entries).decode
 
 
-def parse_reply(operation: Operation, body: bytes) -> Reply:
+def parse_reply(operation: op.Operation, body: bytes) -> op.Reply:
     """A reply template → Reply. Not a template: status 0 (an error to the harness). For a successful
     CreateRules, the ids of the created rules; none where the payload has no entries (an echo's)."""
     try:
         head = _head(body)
     except msgspec.DecodeError:
-        return Reply(0)
-    if not isinstance(operation, CreateRules) or not 200 <= head.status < 300:
-        return Reply(head.status)
+        return op.Reply(0)
+    if not isinstance(operation, op.CreateRules) or not 200 <= head.status < 300:
+        return op.Reply(head.status)
     try:
-        return Reply(head.status, tuple(entry.id for entry in _entries(head.payload).entries))
+        return op.Reply(head.status, tuple(entry.id for entry in _entries(head.payload).entries))
     except msgspec.DecodeError:
-        return Reply(head.status)
+        return op.Reply(head.status)
 
 
 # ------------------------------------------------------------------------------------------ the client
@@ -177,7 +164,7 @@ class MqttClient:
     call. A cancelled call (the caller's timeout) leaves the connection usable; its reply is dropped.
     """
 
-    def __init__(self, stream: trio.SocketStream, reader: PacketReader, endpoint: Endpoint, tag: str) -> None:
+    def __init__(self, stream: trio.SocketStream, reader: PacketReader, endpoint: op.Endpoint, tag: str) -> None:
         self._stream = stream
         self._reader = reader
         self._prefix = endpoint.prefix
@@ -192,7 +179,7 @@ class MqttClient:
         self._error: str | None = None
 
     @classmethod
-    async def open(cls, endpoint: Endpoint) -> MqttClient:
+    async def open(cls, endpoint: op.Endpoint) -> MqttClient:
         """Connect (clean session, no keep-alive: an idle client is never dropped) and subscribe to
         this client's response topics. OSError/ConnectionError if the broker is not there or refuses."""
         host, port = mqtt_address(endpoint.url)
@@ -207,10 +194,10 @@ class MqttClient:
     def in_flight(self) -> int:
         return len(self._waiting)
 
-    async def call(self, operation: Operation) -> Reply:
+    async def call(self, operation: op.Operation) -> op.Reply:
         return parse_reply(operation, await self.call_raw(operation))
 
-    async def call_raw(self, operation: Operation) -> bytes:
+    async def call_raw(self, operation: op.Operation) -> bytes:
         """The reply template's bytes, as the target sent them."""
         if self._error is not None:
             raise ConnectionError(self._error)

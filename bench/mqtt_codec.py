@@ -1,6 +1,6 @@
 """A minimal MQTT 3.1.1 client codec (QoS 0) on a plain trio socket, for the load generators and the raw
 echo responder: on 2 cores shared with the server, paho's ~100+ µs of Python per message is CPU the
-server under test would lose. Encoders and `PacketReader` are pure (tests/unit/test_mqtt_bench.py).
+server under test would lose. Encoders and `PacketReader` are pure (tests/unit/test_mqtt_codec.py).
 """
 
 from __future__ import annotations

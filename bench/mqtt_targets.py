@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import harness
+from bench import processes
 from bench.mqtt_client import request
 from bench.mqtt_codec import (
     PUBLISH,
@@ -39,9 +39,8 @@ from bench.mqtt_codec import (
     parse_publish,
 )
 from bench.operations import Echo, Endpoint
-from bench.targets import Unavailable
+from bench.processes import HOST, Unavailable, file_tail, free_port, stop
 
-HOST = "127.0.0.1"
 DEFAULT_PREFIX = "arrowhead/serviceorchestration"
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_INSTALL_HINT = (
@@ -72,6 +71,8 @@ class Service:
     pid: int
     endpoint: Endpoint
     http_url: str = ""  # lockstore's HTTP API (health, metrics); "" for the echo
+    ready_s: float = 0.0  # lockstore: from spawning it to serving HTTP
+    start_log: tuple[str, ...] = ()  # lockstore: its log up to serving
 
 
 # ------------------------------------------------------------------------------------------ mosquitto
@@ -96,12 +97,6 @@ def mosquitto_config(port: int, *, as_root: bool) -> str:
             + ("user root\n" if as_root else ""))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,20 +110,6 @@ def _listening(process: subprocess.Popen[bytes], port: int, timeout: float) -> b
     return False
 
 
-def _stop(process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _tail(path: Path, size: int = 2000) -> str:
-    return path.read_text(errors="replace")[-size:] if path.exists() else ""
-
-
 @contextmanager
 def mosquitto_broker() -> Iterator[Broker]:
     """A mosquitto on a free loopback port (a port taken before mosquitto binds it: another is tried)."""
@@ -137,21 +118,21 @@ def mosquitto_broker() -> Iterator[Broker]:
         config, log_path = Path(workdir) / "mosquitto.conf", Path(workdir) / "mosquitto.log"
         process: subprocess.Popen[bytes] | None = None
         for _ in range(3):
-            port = _free_port()
+            port = free_port()
             config.write_text(mosquitto_config(port, as_root=os.geteuid() == 0))
             with log_path.open("ab") as log:
                 process = subprocess.Popen([executable, "-c", str(config)], stdin=subprocess.DEVNULL, stdout=log,
                                            stderr=subprocess.STDOUT)
             if _listening(process, port, 5.0):
                 break
-            _stop(process, signal.SIGKILL, 5)
+            stop(process, signal.SIGKILL, 5)
             process = None
         if process is None:
-            raise RuntimeError(f"mosquitto did not start; log:\n{_tail(log_path)}")
+            raise RuntimeError(f"mosquitto did not start; log:\n{file_tail(log_path)}")
         try:
             yield Broker(process.pid, port, f"mqtt://{HOST}:{port}")
         finally:
-            _stop(process, signal.SIGTERM, 5)
+            stop(process, signal.SIGTERM, 5)
 
 
 # ------------------------------------------------------------------------------------------ readiness
@@ -201,7 +182,7 @@ def wait_answering(endpoint: Endpoint, process: subprocess.Popen[bytes], log: st
 
 
 def _log_text(log: str | Path) -> str:
-    return _tail(log) if isinstance(log, Path) else log
+    return file_tail(log) if isinstance(log, Path) else log
 
 
 # ------------------------------------------------------------------------------------------ responders
@@ -209,20 +190,20 @@ def _log_text(log: str | Path) -> str:
 
 @contextmanager
 def lockstore_over_mqtt(broker: Broker, data_dir: Path, *options: str,
-                        prefix: str = DEFAULT_PREFIX) -> Iterator[Service]:
+                        prefix: str = DEFAULT_PREFIX, gc_log: Path | None = None) -> Iterator[Service]:
     """The real `lockstore serve` (HTTP on a free loopback port) with its MQTT transport on `broker`
     under `prefix`; `options` are more `serve` options (`--fsync never`, ...; not a `--log-level` above
     INFO: readiness is read from its "serving HTTP on" log line). Stopped with SIGTERM."""
     client_id = f"lockstore-bench-{os.getpid()}-{next(_numbers)}"  # the broker drops a reused client id
-    argv = [*harness.lockstore(data_dir, *options), "--mqtt-url", broker.url, "--mqtt-client-id", client_id,
-            "--mqtt-topic-prefix", prefix]
-    with harness.server(argv, ready_timeout=READY_TIMEOUT) as server:
+    argv = [*processes.lockstore(data_dir, *options, gc_log=gc_log), "--mqtt-url", broker.url,
+            "--mqtt-client-id", client_id, "--mqtt-topic-prefix", prefix]
+    with processes.server(argv, ready_timeout=READY_TIMEOUT) as server:
         endpoint = Endpoint("mqtt", broker.url, prefix=prefix)
         try:
             wait_answering(endpoint, server.process, "")
         except RuntimeError as error:
             raise RuntimeError(f"lockstore over MQTT: {error}\n" + "\n".join(server.tail)) from None
-        yield Service(server.process.pid, endpoint, server.url)
+        yield Service(server.process.pid, endpoint, server.url, server.ready_s, tuple(server.tail))
 
 
 @contextmanager
@@ -241,4 +222,4 @@ def mqtt_echo(broker: Broker, *options: str, raw: bool = False, prefix: str = DE
             wait_answering(endpoint, process, log_path)
             yield Service(process.pid, endpoint)
         finally:
-            _stop(process, signal.SIGINT, 10)
+            stop(process, signal.SIGINT, 10)

@@ -6,11 +6,19 @@ MQTT, the echo ceilings and etcd alike, and their numbers are comparable.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 # Everything the scenarios lock is an instance of this form: letters, digits and the `|` separators.
 INSTANCE_SUFFIX = "|svc|1.0.0"
+
+
+def expires_at(ttl_s: int, now: float | None = None) -> str:
+    """The `expiresAt` instant `ttl_s` after `now` (default: now) in the service's format (UTC, whole
+    seconds), the same on both transports."""
+    moment = int(now if now is not None else time.time()) + ttl_s
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
 def instance_name(prefix: str, number: int) -> str:
@@ -110,9 +118,16 @@ class Endpoint:
     url: http://host:port, mqtt://host:port, or etcd's http://host:port.
     prefix: MQTT topic prefix (lockstore's default `arrowhead/serviceorchestration`).
     authorization: the identity the requests carry (HTTP `Authorization`, MQTT `authentication`).
+    tls_ca: for an https:// URL, the CA file the server's certificate must come from ("" = the system's).
+    tls_cert, tls_key: a client certificate to present (mutual TLS), or "".
+    new_connection: HTTP without keep-alive: every request opens (and handshakes) a connection of its own.
     """
 
     kind: str
     url: str
     prefix: str = "arrowhead/serviceorchestration"
     authorization: str = "SYSTEM//Sysop"
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    new_connection: bool = False

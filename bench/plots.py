@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.histogram import LatencyHistogram
-from bench.report import run_label
+from bench.report import run_label, target_text
 from bench.results import Report, RunResult
 
 PERCENTILE_TICKS = [(50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%")]
@@ -53,6 +53,46 @@ def _labels(report: Report) -> dict[int, str]:
     return {id(run): run_label(run, scenario=several) for run in report.runs}
 
 
+COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+           "tab:olive", "tab:cyan"]
+LINE_STYLES = ["-", "--", ":", "-."]
+MARKERS = ["", "o", "s", "^", "v", "D"]
+
+
+def run_styles(runs: list[RunResult]) -> dict[int, dict[str, Any]]:
+    """A colour per target (what was measured, transport included) and, within a target, a line style
+    per run (its loads): no two runs look alike, and one target's runs share a colour. Past ten targets
+    or four loads a marker tells them apart."""
+    keys = [f"{target_text(run)} {run.scenario} {run.transport}" for run in runs]
+    targets = {key: number for number, key in enumerate(dict.fromkeys(keys))}
+    most_loads = max((keys.count(key) for key in targets), default=1)
+    marker_groups = -(-most_loads // len(LINE_STYLES))  # marker steps one target's loads need
+    seen: dict[str, int] = defaultdict(int)
+    styles: dict[int, dict[str, Any]] = {}
+    for run, key in zip(runs, keys, strict=True):
+        number, within = targets[key], seen[key]
+        seen[key] += 1
+        marker = MARKERS[(number // len(COLOURS) * marker_groups + within // len(LINE_STYLES)) % len(MARKERS)]
+        styles[id(run)] = {"color": COLOURS[number % len(COLOURS)], "linestyle": LINE_STYLES[within % len(LINE_STYLES)],
+                           "marker": marker, "markevery": 0.1}
+    return styles
+
+
+def _two_and_five(value: float) -> str:
+    text = f"{value:g}"
+    return text if text[0] in "25" else ""
+
+
+def _plain_ms(axes: Any) -> None:
+    """Log-scale latency with plain tick labels (0.5, 1, 10, 100 ms), not powers of ten."""
+    from matplotlib import ticker
+
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    # Between decades, 2 and 5 (20, 50, ...) get a label too, in plain numbers, not "3×10^0".
+    axes.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda value, _: _two_and_five(value)))
+
+
 def percentile_x(q: float) -> float:
     """The classic HDR x axis: 1/(1-q), so 90%, 99%, 99.9% are equally spaced on a log scale."""
     return 1.0 / (1.0 - q / 100.0)
@@ -68,22 +108,27 @@ def _percentiles(plt: Any, report: Report) -> Any:
     if not curves:
         return None
     labels = _labels(report)
-    figure, axes = plt.subplots(figsize=(9, 5.5))
+    styles = run_styles([run for run, _ in curves])
+    figure, axes = plt.subplots(figsize=(9, 5.5), layout="constrained")
     largest_x = 1.0
     for run, points in curves:
         xs, ys = zip(*points, strict=True)
-        axes.plot(xs, ys, "o-" if len(xs) < 3 else "-", label=labels[id(run)], linewidth=1.5)
+        style = styles[id(run)]
+        if len(xs) < 3:
+            style = {**style, "marker": style["marker"] or "o"}
+        axes.plot(xs, ys, label=labels[id(run)], linewidth=1.5, **style)
         largest_x = max(largest_x, *xs)
     axes.set_xscale("log")
+    _plain_ms(axes)  # fast and slow runs both readable: a factor is the same distance anywhere
     ticks = [(percentile_x(q), text) for q, text in PERCENTILE_TICKS if percentile_x(q) <= largest_x * 10]
     axes.set_xticks([x for x, _ in ticks], [text for _, text in ticks])
     axes.set_xlim(1.0, max(largest_x, 10.0))
-    axes.set_ylim(bottom=0)
     axes.set_xlabel("percentile")
-    axes.set_ylabel("latency (ms)")
+    axes.set_ylabel("latency (ms, log scale)")
     axes.set_title(f"Latency by percentile: {_what([run for run, _ in curves])}")
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(fontsize="small")
+    axes.grid(True, which="minor", axis="y", alpha=0.1)
+    axes.legend(fontsize="small", loc="upper left")
     return figure
 
 
@@ -97,6 +142,9 @@ def _legend_entries(all_axes: Any) -> tuple[list[Any], list[str]]:
     return list(entries.values()), list(entries)
 
 
+TIMELINE_COLUMNS_FROM = 5  # runs: from this many on, the panels go in two columns
+
+
 def _timeline(plt: Any, report: Report) -> Any:
     from matplotlib import ticker
 
@@ -104,10 +152,15 @@ def _timeline(plt: Any, report: Report) -> Any:
     if not runs:
         return None
     labels = _labels(report)
+    columns = 1 if len(runs) < TIMELINE_COLUMNS_FROM else 2
+    rows = -(-len(runs) // columns)
+    # constrained layout keeps the title, the panels and the legend apart whatever their number.
     figure, all_axes = plt.subplots(
-        len(runs), 1, figsize=(9, 1.0 + 2.4 * len(runs)), sharex=True, sharey=True, squeeze=False
+        rows, columns, figsize=(9 * columns, 1.2 + 2.1 * rows), sharex=True, sharey=True, squeeze=False,
+        layout="constrained",
     )  # one y scale for all: the targets' latencies compare at a glance
-    for axes, run in zip(all_axes[:, 0], runs, strict=True):
+    panels = list(all_axes.flat)
+    for axes, run in zip(panels, runs, strict=False):
         ts = [second.t for second in run.timeline]
         for field, style in (("max_ms", ":"), ("p99_ms", "-"), ("p50_ms", "-")):
             axes.plot(ts, [getattr(second, field) for second in run.timeline], style, label=field.split("_")[0])
@@ -119,15 +172,19 @@ def _timeline(plt: Any, report: Report) -> Any:
         axes.set_ylabel("ms")
         axes.set_title(labels[id(run)], fontsize="medium", loc="left")
         axes.grid(True, alpha=0.3)
+    for axes in panels[len(runs):]:
+        axes.set_visible(False)
+    for column in range(columns):  # the lowest panel drawn in each column carries the time axis
+        lowest = max(number for number in range(len(runs)) if number % columns == column)
+        panels[lowest].xaxis.set_tick_params(labelbottom=True)
+        panels[lowest].set_xlabel("seconds into the measured window")
     # One scale for all runs (sharey), set once from every run's data: a limit fixed per subplot would
     # clip the runs drawn after the first.
     top = max(max(second.max_ms for second in run.timeline) for run in runs)
-    all_axes[0, 0].set_ylim(0, max(top, 1.0) * 1.5)
-    handles, names = _legend_entries(all_axes[:, 0])
-    all_axes[0, 0].legend(handles, names, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    all_axes[-1, 0].set_xlabel("seconds into the measured window")
+    panels[0].set_ylim(0, max(top, 1.0) * 1.5)
+    handles, names = _legend_entries(panels[: len(runs)])
+    figure.legend(handles, names, fontsize="small", loc="outside upper right", ncols=len(names))
     figure.suptitle(f"Latency per second: {_what(runs)}")
-    figure.tight_layout()
     return figure
 
 
@@ -137,7 +194,7 @@ def _sweeps(report: Report, mode: str) -> dict[str, list[tuple[float, float, flo
     for run in report.runs:
         load = run.offered_rate if mode == "open" else run.concurrency
         if run.mode == mode and load is not None:
-            points[f"{run.target} {run.scenario} {run.transport}"].append(
+            points[f"{target_text(run)} {run.scenario} {run.transport}"].append(
                 (float(load), run.throughput_rps, run.latency.p99_ms)
             )
     return {key: sorted(series) for key, series in points.items() if len({p[0] for p in series}) > 1}
@@ -149,13 +206,16 @@ def _throughput(plt: Any, report: Report) -> Any:
     panels = [(mode, sweeps) for mode in ("open", "closed") if (sweeps := _sweeps(report, mode))]
     if not panels:
         return None
-    figure, all_axes = plt.subplots(2, len(panels), figsize=(7 * len(panels), 9), squeeze=False, sharex="col")
+    figure, all_axes = plt.subplots(2, len(panels), figsize=(7 * len(panels), 9), squeeze=False, sharex="col",
+                                    layout="constrained")
     for column, (mode, sweeps) in enumerate(panels):
         axes, latency_axes = all_axes[0, column], all_axes[1, column]
-        for key, series in sweeps.items():
+        for number, (key, series) in enumerate(sweeps.items()):
             loads, achieved, p99 = zip(*series, strict=True)
-            line = axes.plot(loads, achieved, "o-", label=key)[0]
-            latency_axes.plot(loads, p99, "o-", color=line.get_color(), label=key)
+            style = {"color": COLOURS[number % len(COLOURS)], "linestyle": LINE_STYLES[number // len(COLOURS) % 4],
+                     "marker": "o"}
+            axes.plot(loads, achieved, label=key, **style)
+            latency_axes.plot(loads, p99, label=key, **style)
         if mode == "open":
             top = max(point[0] for series in sweeps.values() for point in series)
             axes.plot([0, top], [0, top], "--", color="grey", label="ideal (achieved = offered)")
@@ -167,12 +227,11 @@ def _throughput(plt: Any, report: Report) -> Any:
         axes.set_xlim(left=0)
         axes.set_ylim(bottom=0)
         axes.set_ylabel("achieved throughput (req/s)")
-        latency_axes.set_yscale("log")
-        latency_axes.set_ylabel("p99 latency (ms)")
+        _plain_ms(latency_axes)
+        latency_axes.set_ylabel("p99 latency (ms, log scale)")
         for each in (axes, latency_axes):
             each.grid(True, which="both", alpha=0.3)
             each.legend(fontsize="small")
     runs = [run for run in report.runs if run.mode in {mode for mode, _ in panels}]
     figure.suptitle(f"Throughput and p99 by load: {_what(runs)}")
-    figure.tight_layout()
     return figure

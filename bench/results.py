@@ -1,5 +1,5 @@
-"""The benchmark results schema and its files: one `Report` (machine facts plus one `RunResult` per run)
-saved as report.json (the record: it keeps each run's HDR histogram), report.md and PNG plots.
+"""The benchmark results schema: one `Report` (machine facts plus one `RunResult` per run), saved as
+report.json (the record: it keeps each run's HDR histogram) and read back for `compare`.
 
 All times are milliseconds unless a field's name ends in `_s`. Typed msgspec structs rather than dicts so
 that the load engine, the report, the plots and `compare` cannot drift apart on a field name.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -64,8 +63,60 @@ class ClientUse(msgspec.Struct):
     send_lag: LatencySummary
 
 
+class Startup(msgspec.Struct):
+    """How the target came up on a data directory the harness built (the start-up scenario): the
+    phases from its own start-up log line, spawn → serving, and its memory when it began to serve."""
+
+    records: int  # live records in the snapshots
+    log_records: int  # log events after them
+    snapshot_load_s: float
+    log_replay_s: float
+    index_s: float
+    state_ready_s: float  # all of the above: open_state, what `serve` does before it serves
+    serve_ready_s: float  # from spawning `lockstore serve` to its "serving HTTP" line (imports included)
+    rss_mib: float  # when it began to serve
+    peak_rss_mib: float  # the most it had held by then (start-up's high-water mark)
+
+
+class SnapshotEffect(msgspec.Struct):
+    """Latency split by whether a snapshot was being captured or written (per whole second of the
+    window, polled from /metrics every 0.1 s), and the longest hold of an actor by one capture message."""
+
+    taken: int
+    capture_hold_ms: float
+    seconds_with: int
+    seconds_without: int
+    with_snapshot: LatencySummary
+    without_snapshot: LatencySummary
+
+
+class GcPauses(msgspec.Struct):
+    """lockstore's garbage collections during the measured window (a collection stops every request in
+    flight): the full (generation 2) ones, and the longest of any generation."""
+
+    full: int
+    full_max_ms: float
+    longest_ms: float
+    paused_ms: float  # all full collections and any other over 1 ms, added up
+
+
+class Removals(msgspec.Struct):
+    """For the remove scenarios: how many removes were sent over the whole run (warm-up and the
+    requests still in flight at the end included) and how many of them hit (the live count fell by
+    that much over the same requests)."""
+
+    kind: str  # "locks" | "rules"
+    sent: int
+    before: int  # live locks/rules when the load began (after setup)
+    after: int  # and when every request of the run had been answered or abandoned
+
+    @property
+    def hit(self) -> int:
+        return self.before - self.after
+
+
 class RunResult(msgspec.Struct):
-    target: str  # "lockstore", "quart-echo", "mqtt-echo", "etcd", "noop", or a URL
+    target: str  # "lockstore", "lockstore+tls", "quart-echo", "mqtt-echo", "etcd", "noop", or a URL
     scenario: str
     transport: str  # "http" | "mqtt"
     mode: str  # "open" | "closed"
@@ -85,6 +136,12 @@ class RunResult(msgspec.Struct):
     server: list[Resources]  # empty for a remote target; a peer may add a second process (broker)
     client: ClientUse
     notes: list[str] = []
+    new_connections: bool = False  # HTTP without keep-alive: a connection (and TLS handshake) per request
+    dataset: str = ""  # what the target started on, when the run built it ("100,000 + 100,000 log")
+    startup: Startup | None = None  # the start-up scenario: on the first run of each target it started
+    snapshots: SnapshotEffect | None = None
+    removals: Removals | None = None
+    gc: GcPauses | None = None  # a lockstore the harness started
 
 
 class Machine(msgspec.Struct):
@@ -167,28 +224,12 @@ def _lockstore_version() -> str:
         return ""
 
 
-def save_report(report: Report, out_dir: Path) -> list[Path]:
-    """Write report.json, report.md and the PNG plots into `out_dir`; return the paths written.
-
-    Without matplotlib the JSON and Markdown are still written (with a warning): the numbers matter
-    more than the pictures.
-    """
-    from bench.plots import write_plots
-    from bench.report import markdown
-
+def write_json(report: Report, out_dir: Path) -> Path:
+    """report.json in `out_dir` (made if missing): the record, with every run's whole histogram."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / REPORT_JSON
-    json_path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
-    md_path = out_dir / REPORT_MD
-    md_path.write_text(markdown(report))
-    written = [json_path, md_path]
-    try:
-        return written + write_plots(report, out_dir)
-    except ModuleNotFoundError as error:  # pragma: no cover - matplotlib is in the bench extra
-        if not (error.name or "").startswith("matplotlib"):
-            raise
-        warnings.warn(f"no plots: {error} (install the bench extra: pip install -e '.[bench]')", stacklevel=2)
-        return written
+    path = out_dir / REPORT_JSON
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
+    return path
 
 
 def load_report(path: Path) -> Report:

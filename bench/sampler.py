@@ -11,15 +11,44 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from bench.harness import process_cpu_seconds as cpu_seconds
-from bench.harness import rss_mib
+from bench.processes import process_cpu_seconds as cpu_seconds
+from bench.processes import rss_mib
 from bench.results import Resources
 
 
 @dataclass
-class Sampler:
-    """Call `window(begins, ends)` (wall clock) to arm it; `stop()` ends it; `resources(requests)`
-    gives what it saw. Samples only inside the window, so warm-up and setup are not counted."""
+class WindowWatch:
+    """A thread that watches something between two wall-clock instants (the measured window): call
+    `window(begins, ends)` to arm it and `stop()` to end it; subclasses `_watch` until `ends`."""
+
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+
+    def window(self, begins: float, ends: float) -> None:
+        self._thread = threading.Thread(target=self._run, args=(begins, ends), daemon=True)
+        self._thread.start()
+
+    def _run(self, begins: float, ends: float) -> None:
+        if not self._stop.wait(max(0.0, begins - time.time())):
+            self._watch(begins, ends)
+
+    def _watch(self, begins: float, ends: float) -> None:
+        raise NotImplementedError
+
+    def stopped(self, within: float) -> bool:
+        """Wait `within` seconds; True if `stop()` was called meanwhile."""
+        return self._stop.wait(within)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+@dataclass(kw_only=True)
+class Sampler(WindowWatch):
+    """`resources(requests)` gives what it saw. Samples only inside the window, so warm-up and setup
+    are not counted."""
 
     pid: int
     interval_s: float = 0.5
@@ -27,31 +56,18 @@ class Sampler:
     _rss: list[float] = field(default_factory=list)
     _first: float | None = None
     _last: float | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def window(self, begins: float, ends: float) -> None:
-        self._thread = threading.Thread(target=self._run, args=(begins, ends), daemon=True)
-        self._thread.start()
-
-    def _run(self, begins: float, ends: float) -> None:
-        if self._stop.wait(max(0.0, begins - time.time())):
-            return
+    def _watch(self, begins: float, ends: float) -> None:
         try:
             previous = self._first = cpu_seconds(self.pid)
             self._rss.append(rss_mib(self.pid))
-            while not self._stop.wait(self.interval_s) and time.time() < ends:
+            while not self.stopped(self.interval_s) and time.time() < ends:
                 now = cpu_seconds(self.pid)
                 self._cpu.append((now - previous) / self.interval_s * 100)
                 self._rss.append(rss_mib(self.pid))
                 previous = self._last = now
         except (FileNotFoundError, ProcessLookupError):  # the server went away: keep what we have
             return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def resources(self, requests: int) -> Resources:
         used = (self._last or 0.0) - (self._first or 0.0) if self._last is not None else 0.0

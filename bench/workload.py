@@ -33,6 +33,7 @@ LONG_TTL_S = 24 * 3600  # preloaded and bulk-loaded locks outlive any run
 PRELOAD_OWNERS = 100  # preloaded locks are spread over this many owners
 RULES_PER_CONSUMER = 10  # preloaded rules: one rule set per consumer (10 providers of `svc`), priorities 1..10
 BULK_BATCH = 100  # records per bulk-load request
+STARTUP_OWNERS = 5000  # the start-up scenario's built locks belong to Owner0 .. Owner4999
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Sizes:
 
     preload: int = 10_000
     records: int = 100_000
+    log_records: int = 100_000  # start-up: log events after the snapshots
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class Constant(Workload):
     def next(self) -> tuple[str, Operation]:
         self._sequence += 1
         return self._name, self._make(self._sequence)
+
+
+def startup_owner(number: int) -> str:
+    """The owner of built lock `number` (bench.startup.build)."""
+    return f"Owner{number % STARTUP_OWNERS}"
 
 
 def preload_owner(number: int) -> str:
@@ -212,6 +219,8 @@ class Scenario:
     concurrency: int = 16
     locks_only: bool = True  # only lock operations (echo included): etcd can run it too
     total: Callable[[Sizes], int] | None = None  # a fixed number of requests (bulk loads) instead of a duration
+    removes: str | None = None  # "locks" | "rules": every request removes one; the run counts the hits
+    startup: bool = False  # lockstore only, started on a data directory the harness builds (`records`)
 
 
 def _share(context: WorkerContext, count: int) -> range:
@@ -263,6 +272,22 @@ def _rule_remove(context: WorkerContext) -> Workload:
     return Cycle("remove", removes, RemoveRules(("00000000-0000-0000-0000-000000000000",)))
 
 
+class StartupMix(Workload):
+    """While snapshots are taken: alternately create a fresh long-lived lock and query one built
+    owner's locks (page of 10), as bench/replay.py's snapshot run did."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        self._rng = random.Random(context.seed)
+        self._owner = f"Snap{context.tag}w{context.worker}"
+        self._sequence = 0
+
+    def next(self) -> tuple[str, Operation]:
+        self._sequence += 1
+        if self._sequence % 2:
+            return "create", CreateLocks(self._owner, (instance_name(self._owner, self._sequence),), LONG_TTL_S)
+        return "query-owner", QueryLocks(startup_owner(self._rng.randrange(STARTUP_OWNERS)), 0, 10)
+
+
 def _bulk_locks(context: WorkerContext) -> Workload:
     prefix = f"Bulk{context.tag}w{context.worker}"
     return Constant(
@@ -308,6 +333,7 @@ SCENARIOS: dict[str, Scenario] = {
             "remove preloaded locks one per request, in order (then removes of absent locks)",
             _lock_remove,
             setup=lambda tag, sizes: _preload_locks(tag, sizes.preload),
+            removes="locks",
         ),
         Scenario(
             "orchestrator-churn",
@@ -342,6 +368,7 @@ SCENARIOS: dict[str, Scenario] = {
             _rule_remove,
             setup=lambda tag, sizes: _preload_rules(tag, sizes.preload),
             locks_only=False,
+            removes="rules",
         ),
         Scenario(
             "rule-churn",
@@ -363,6 +390,16 @@ SCENARIOS: dict[str, Scenario] = {
             mode="closed",
             total=_bulk_requests,
             locks_only=False,
+        ),
+        Scenario(
+            "startup",
+            "start lockstore on `records` live records + `log-records` log events (phases, ready time, RSS); "
+            "then 50% create a lock, 50% query a built owner's locks while it snapshots every `snapshot-every`",
+            StartupMix,
+            mode="closed",
+            concurrency=8,
+            locks_only=False,
+            startup=True,
         ),
     )
 }

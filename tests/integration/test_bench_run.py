@@ -5,21 +5,28 @@ is: counts, the measured window, statuses, and that a stall is charged to every 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
+import trio
 
-from bench import harness
+from bench import processes
 from bench.cli import main as bench_main
 from bench.fleet import run_load
+from bench.framework_ceiling import _raw_connection
 from bench.histogram import LatencyHistogram
+from bench.http_client import HttpClient
 from bench.loadgen import LoadSpec
-from bench.operations import Endpoint
+from bench.operations import Echo, Endpoint, QueryLocks
 from bench.results import load_report
 from bench.runner import run_once, summarize
-from bench.targets import Target, lockstore_http
+from bench.startup import build, phases
+from bench.targets import Connection, Target, lockstore_http
 from bench.workload import Sizes
 
 pytestmark = pytest.mark.slow
@@ -27,14 +34,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def noop() -> Iterator[str]:
-    with harness.server(harness.framework_ceiling("--raw")) as server:
+    with processes.server(processes.framework_ceiling("--raw")) as server:
         yield server.url
 
 
 @pytest.fixture
 def stalling() -> Iterator[str]:
     """Every 100th request is answered 300 ms late."""
-    with harness.server(harness.framework_ceiling("--raw", "--stall-every", "100", "--stall-ms", "300")) as server:
+    with processes.server(processes.framework_ceiling("--raw", "--stall-every", "100", "--stall-ms", "300")) as server:
         yield server.url
 
 
@@ -112,14 +119,22 @@ def test_the_real_service_churn_with_setup_and_samples(tmp_path: Path) -> None:
                  sizes=Sizes(preload=300))
     with lockstore_http("never", tmp_path / "data") as target:
         result = run_once(target, spec, live=False)
+        assert target.gc_log is not None and target.gc_log.exists()  # the hook opened its log at start
         left = httpx.post(f"{target.endpoint.url}/serviceorchestration/orchestration/mgmt/lock/query",
                           json={"pagination": {"page": 0, "size": 1}},
                           headers={"Authorization": "Bearer SYSTEM//Sysop"}).json()["count"]
     assert result.errors == 0, result.statuses
     assert result.statuses == {"200": 100}  # the measured second; the 0.2 s warm-up sent 20 more
     assert left == 300 - 120  # the setup really created the preload, and every remove hit a lock
+    # Hits and removes are counted over the same requests (the 20 of the warm-up too): never more hits
+    # than removes, as the old "3,649 of 3,585 removes hit a lock" had.
+    assert result.removals is not None
+    assert (result.removals.sent, result.removals.hit, result.removals.before) == (120, 120, 300)
+    assert any(note.startswith("120 of the 120 removes sent hit a lock") for note in result.notes)
     assert result.server and result.server[0].peak_rss_mib > 10 and result.server[0].cpu_seconds > 0
     assert any("setup: 100 requests" in note for note in result.notes)  # 300 locks of 100 owners
+    assert target.gc_log is not None and target.gc_log.parent.name.startswith("lockstore-bench-gc-")
+    assert result.gc is not None  # the service ran under the GC hook and its window was read
 
 
 @pytest.mark.parametrize("scenario", ["rule-churn", "rule-modify", "rule-remove", "orchestrator-churn"])
@@ -146,3 +161,86 @@ def test_cli_runs_a_scenario_and_saves_json_markdown_and_plots(tmp_path: Path) -
     assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "percentiles.png", "timeline.png",
                                                "throughput.png"}
     assert bench_main(["compare", str(out / "report.json"), str(out / "report.json")]) == 0
+
+
+@pytest.mark.parametrize(("tls", "new_connections"), [("on", False), ("mutual", False), ("mutual", True)])
+def test_lockstore_over_tls_with_and_without_keep_alive(tmp_path: Path, tls: str, new_connections: bool) -> None:
+    spec = _spec("", scenario="lock-query", rate=50.0, duration_s=1.0, warmup_s=0.2, processes=1,
+                 sizes=Sizes(preload=100))
+    with lockstore_http("never", tmp_path / "data", connection=Connection(tls, new_connections)) as target:
+        assert target.endpoint.url.startswith("https://")
+        assert target.name == {"on": "lockstore+tls", "mutual": "lockstore+mtls"}[tls]
+        result = run_once(target, spec, live=False)
+        if tls == "mutual":  # the server really asks for the certificate: without one, no request gets through
+            bare = replace(target.endpoint, tls_cert="", tls_key="")
+
+            async def without_certificate() -> None:
+                client = await HttpClient.open(bare)
+                try:
+                    await client.call(QueryLocks("Pre0"))
+                finally:
+                    await client.aclose()
+
+            with pytest.raises(OSError):
+                trio.run(without_certificate)
+    assert result.errors == 0, result.statuses
+    assert result.statuses == {"200": 50}  # 200s: with mutual TLS the certificate's identity (operator = sysop)
+    assert result.server and result.server[0].cpu_seconds > 0
+
+
+async def test_new_connections_open_one_connection_per_request() -> None:
+    accepted: list[int] = []
+
+    async def counting(stream: trio.SocketStream) -> None:
+        accepted.append(1)
+        await _raw_connection(stream)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, counting, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        for new_connection, expected in ((False, 1), (True, 1 + 5)):  # open() checks it can connect, once
+            accepted.clear()
+            client = await HttpClient.open(Endpoint("http", f"http://127.0.0.1:{port}", new_connection=new_connection))
+            replies = [await client.call(Echo()) for _ in range(5)]
+            await client.aclose()
+            assert [reply.status for reply in replies] == [201] * 5  # the no-op's fixed reply
+            assert len(accepted) == expected
+        nursery.cancel_scope.cancel()
+
+
+def test_startup_scenario_builds_starts_and_measures(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = bench_main(["run", "startup", "--records", "2000", "--log-records", "1000", "--duration", "1.5",
+                       "--warmup", "0.2", "--snapshot-every", "100", "--quiet", "--out", str(out)])
+    assert code == 0
+    [run] = load_report(out).runs
+    assert run.errors == 0, run.statuses
+    assert run.dataset == "2,000 + 1,000 log" and run.operations.keys() == {"create", "query-owner"}
+    startup = run.startup
+    assert startup is not None and (startup.records, startup.log_records) == (2000, 1000)
+    assert 0 < startup.state_ready_s < startup.serve_ready_s
+    assert 0 < startup.rss_mib <= startup.peak_rss_mib
+    effect = run.snapshots
+    assert effect is not None and effect.taken >= 1  # a snapshot every 100 records under ~100s of creates/s
+    assert effect.seconds_with >= 1 and effect.with_snapshot.count > 0
+    assert effect.with_snapshot.count + effect.without_snapshot.count == run.requests
+    assert "## Start-up" in (out / "report.md").read_text()
+
+
+def test_the_built_data_directory_holds_what_was_asked(tmp_path: Path) -> None:
+    build(tmp_path / "data", 2000, 1000)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(tmp_path / "data", pristine)
+    with lockstore_http("never", tmp_path / "data") as target:
+        found = phases(target.start_log)
+    assert found is not None
+    assert (found.locks, found.rules, found.replayed) == (1500, 500, 1000)  # 3/4 locks, the tail replayed
+    assert found.snapshot_load_s > 0
+
+
+def test_without_out_the_files_go_where_help_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert bench_main(["run", "echo", "--rate", "20", "--duration", "0.5", "--warmup", "0", "--peers", "--only",
+                       "noop", "--quiet"]) == 0
+    [made] = (tmp_path / "bench" / "results").iterdir()
+    assert made.name.startswith("echo-http-") and (made / "report.json").is_file()

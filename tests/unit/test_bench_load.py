@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bench.http_client import created_ids, expires_at, request_parts
+from bench.http_client import created_ids, request_parts
 from bench.operations import (
     CreateLocks,
     CreateRules,
@@ -19,6 +19,7 @@ from bench.operations import (
     RemoveRules,
     Reply,
     RuleSpec,
+    expires_at,
 )
 from bench.timeline import Schedule, Window, processes_for, split
 from bench.workload import SCENARIOS, OrchestratorChurn, RuleChurn, Sizes, WorkerContext, preload_owner

@@ -16,18 +16,21 @@ import pytest
 from bench import compare as compare_module
 from bench.compare import compare, ratio
 from bench.histogram import LatencyHistogram
-from bench.plots import write_plots
-from bench.report import error_text, markdown, progress_line
+from bench.output import save_report
+from bench.plots import run_styles, write_plots
+from bench.report import error_text, markdown, markdown_table, progress_line, removals_text
 from bench.results import (
     ClientUse,
     LatencySummary,
+    Removals,
     Report,
     Resources,
     RunResult,
     Second,
+    SnapshotEffect,
+    Startup,
     load_report,
     machine_facts,
-    save_report,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -294,6 +297,83 @@ def test_markdown_per_operation_rows_notes_and_scenario_column() -> None:
     assert "- lockstore churn http 1,000/s: hot" in text
 
 
+def test_markdown_table_aligns_numbers_right_and_text_left() -> None:
+    table = markdown_table(["name", "req/s"], [("create", 1234.5), ("query", 9.0)])
+    lines = table.splitlines()
+    assert lines[0] == "| name   | req/s |"
+    assert lines[1] == "|--------|------:|"
+    assert lines[2] == "| create | 1,234 |"
+    assert lines[3] == "| query  |  9.00 |"
+
+
+def test_markdown_table_formats_ints_blanks_and_nan() -> None:
+    table = markdown_table(["rules", "note", "p99"], [(1_000_000, None, math.nan), (1000, "x", 1.5)])
+    assert "| 1,000,000 |      | n/a  |" in table  # not measured: said, not printed as "nan"
+    assert table.splitlines()[1] == "|----------:|------|------|"
+
+
+def test_markdown_table_rejects_ragged_rows() -> None:
+    with pytest.raises(ValueError):
+        markdown_table(["a", "b"], [("only one",)])
+
+
+def test_removals_count_hits_and_removes_over_the_same_requests() -> None:
+    # The old per-issue script said "3,649 of 3,585 removes hit a lock": wrk counted the removes answered
+    # inside its window, the lock count before and after also took the 64 still in flight at its end.
+    removals = Removals("locks", sent=3_649, before=10_000, after=6_351)
+    assert removals.hit == 3_649
+    assert removals_text(removals) == (
+        "3,649 of the 3,649 removes sent hit a lock (live locks 10,000 → 6,351; warm-up and the requests "
+        "in flight at the end included)")
+    assert removals_text(Removals("rules", sent=10, before=5, after=0)).startswith("5 of the 10 removes sent hit a rule")
+
+
+def test_markdown_start_up_and_snapshot_sections() -> None:
+    startup = Startup(records=100_000, log_records=5_000, snapshot_load_s=0.1, log_replay_s=0.02, index_s=0.15,
+                      state_ready_s=0.3, serve_ready_s=1.25, rss_mib=120.0, peak_rss_mib=130.5)
+    effect = SnapshotEffect(taken=3, capture_hold_ms=2.25, seconds_with=2, seconds_without=8,
+                            with_snapshot=summary_of(5, 6, 7), without_snapshot=summary_of(1, 2, 3))
+    run = make_run(scenario="startup", dataset="100,000 + 5,000 log", startup=startup, snapshots=effect)
+    text = markdown(Report(runs=[run, make_run(scenario="startup", dataset="100,000 + 5,000 log")]))
+    assert "## Start-up" in text and "## Latency while snapshots are written" in text
+    label = "lockstore (100,000 + 5,000 log) http 1,000/s"
+    header = cells_of(text, "run")
+    start = dict(zip(header, cells_of(text, label), strict=True))
+    assert (start["live records"], start["log records after"], start["serve ready s"]) == ("100,000", "5,000", "1.25")
+    assert (start["state ready s"], start["peak RSS MiB"]) == ("0.30", "130")
+    rows = [line for line in text.splitlines() if line.startswith(f"| {label} | ")]
+    assert len(rows) == 3  # one start-up row (first run only), two snapshot rows
+    assert any("| snapshot running " in row and re.search(r"\|\s+2\.25 \|$", row) for row in rows)
+
+
+def test_gc_pauses_are_the_collections_inside_the_window(tmp_path: Path) -> None:
+    from bench.processes import Collection, parse_gc_log
+    from bench.runner import gc_pauses
+
+    log = tmp_path / "gc.log"
+    log.write_text("99.5 2 80.000\n100.25 1 2.500\n100.5 2 35.500\n101.0 0 1.500\n101.75 2 12.250\n"
+                   "102.5 2 300.000\nnot a line\n103.0 2\n")
+    assert parse_gc_log(log.read_text())[:2] == [Collection(99.5, 2, 80.0), Collection(100.25, 1, 2.5)]
+    assert len(parse_gc_log(log.read_text())) == 6  # the broken lines are skipped
+    pauses = gc_pauses(log, 100.0, 102.0)  # neither the one before nor the one after the window
+    assert (pauses.full, pauses.full_max_ms, pauses.longest_ms, pauses.paused_ms) == (2, 35.5, 35.5, 51.75)
+    assert gc_pauses(tmp_path / "missing.log", 0, 1).full == 0
+
+
+def test_the_gc_column_appears_when_the_service_logged_its_collections() -> None:
+    from bench.results import GcPauses
+
+    plain = markdown(Report(runs=[make_run()]))
+    assert "full GCs" not in plain
+    text = markdown(Report(runs=[make_run(gc=GcPauses(2, 35.5, 35.5, 51.75)),
+                                 make_run(target="etcd", gc=None),
+                                 make_run(target="noop", gc=GcPauses(0, 0.0, 1.5, 1.5))]))
+    header = cells_of(text, "target")
+    assert dict(zip(header, cells_of(text, "lockstore"), strict=True))["full GCs × max ms"] == "2 × 35.5"
+    assert dict(zip(header, cells_of(text, "etcd"), strict=True))["full GCs × max ms"] == ""
+    assert dict(zip(header, cells_of(text, "noop"), strict=True))["full GCs × max ms"] == "0"
+
+
 def test_error_text() -> None:
     assert error_text(make_run(errors=0, statuses={"200": 5, "201": 1})) == "0"
     run = make_run(errors=7, statuses={"200": 3, "404": 1, "connection": 4, "503": 2})
@@ -330,6 +410,68 @@ def test_plots_without_a_sweep_skip_throughput(tmp_path: Path) -> None:
 def test_closed_loop_sweep_plots_throughput_against_concurrency(tmp_path: Path) -> None:
     runs = [make_run(mode="closed", offered_rate=None, concurrency=c, timeline=[]) for c in (1, 4, 16)]
     assert written_pngs(Report(runs=runs), tmp_path / "p") == ["percentiles.png", "throughput.png"]
+
+
+def test_every_run_has_its_own_colour_and_line_style_and_a_target_keeps_its_colour() -> None:
+    runs = [*sweep_report().runs, make_run(target="lockstore+tls", offered_rate=500.0)]
+    styles = run_styles(runs)
+    looks = [(styles[id(run)]["color"], styles[id(run)]["linestyle"], styles[id(run)]["marker"]) for run in runs]
+    assert len(set(looks)) == len(runs)  # two targets at two rates no longer share blue
+    colours = {run.target: {styles[id(r)]["color"] for r in runs if r.target == run.target} for run in runs}
+    assert all(len(c) == 1 for c in colours.values()) and len({c.pop() for c in colours.values()}) == 3
+    many = [make_run(target=f"t{n}", offered_rate=rate) for n in range(12) for rate in (1.0, 2.0, 3.0, 4.0, 5.0)]
+    assert len({tuple(run_styles(many)[id(run)].values()) for run in many}) == len(many)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def test_percentiles_have_a_log_latency_axis_and_distinct_lines() -> None:
+    from bench.plots import _percentiles
+
+    plt = _pyplot()
+    fast = LatencyHistogram()
+    fast.record_many(us / 1e6 for us in range(100, 300))
+    report = sweep_report()
+    report.runs.append(make_run(target="noop", histogram=fast.encode()))
+    figure = _percentiles(plt, report)
+    try:
+        axes = figure.axes[0]
+        assert axes.get_yscale() == "log"
+        lines = [(line.get_color(), line.get_linestyle(), line.get_marker()) for line in axes.get_lines()]
+        assert len(lines) == 5 and len(set(lines)) == 5
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("count", [1, 3, 13])
+def test_timeline_title_and_panels_do_not_overlap(count: int) -> None:
+    from bench.plots import _timeline
+
+    plt = _pyplot()
+    report = Report(runs=[make_run(target=f"target{n}") for n in range(count)])
+    figure = _timeline(plt, report)
+    try:
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        title = figure._suptitle.get_window_extent(renderer)
+        panels = [axes for axes in figure.axes if axes.get_visible()]
+        assert len(panels) == count
+        boxes = [axes.get_tightbbox(renderer) for axes in panels]  # the panel with its title and tick labels
+        assert all(title.y0 >= box.y1 for box in boxes)  # the figure title sits above every panel
+        for i, box in enumerate(boxes):
+            for other in boxes[i + 1 :]:
+                assert not box.overlaps(other)
+        width, height = figure.get_size_inches() * 110
+        assert height < 2000, (width, height)  # 13 runs: two columns, not 3,230 px of one
+    finally:
+        plt.close(figure)
 
 
 def test_no_data_no_plots(tmp_path: Path) -> None:
@@ -401,12 +543,9 @@ def test_compare_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_timeline_scale_covers_every_run_not_just_the_first() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from bench.plots import _timeline
+
+    plt = _pyplot()
 
     slow = [Second(t, 100, 100, 0, 150.0, 400.0, 500.0) for t in (0.0, 1.0)]
     report = Report(runs=[make_run(), make_run(target="etcd", timeline=slow)])
