@@ -49,9 +49,9 @@ def uses_tls(url: str) -> bool:
 def parse_broker_url(url: str) -> tuple[str, int]:
     """`mqtt://host[:port]` or `mqtts://host[:port]` → (host, port).
 
-    Anything else the URL could carry would be silently ignored, so it is refused: a path, a query or a
-    fragment (no topic or option is read from the URL), and credentials (they go in mqtt_username and
-    mqtt_password). Messages show the URL without its credentials.
+    A path, a query or a fragment would be silently ignored (no topic or option is read from the URL), so
+    they are refused. (Credentials in the URL are not used either; transports/setting_rules.py warns about
+    them.) Messages show the URL without its credentials.
     """
     expected = "expected mqtt://host[:port] or mqtts://host[:port]"
     try:
@@ -65,9 +65,6 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     if parts.path not in ("", "/") or "?" in url or "#" in url:
         raise MqttUrlError(url, f"has a path, query or fragment: {expected} (request topics are set by "
                            "mqtt_topic_prefix)")
-    if "@" in parts.netloc:
-        raise MqttUrlError(url, "carries credentials, which would not be used: set mqtt_username and "
-                           "mqtt_password instead")
     if port == 0:
         raise MqttUrlError(url, "bad port: expected a number from 1 to 65535")
     return host, port if port is not None else DEFAULT_PORTS[parts.scheme]

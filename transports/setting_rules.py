@@ -278,7 +278,15 @@ def _mqtt_tls_unused(settings: Settings) -> str | None:
     return None
 
 
-WARNINGS: list[SettingsCheck] = [_management_disabled, _whitelist_unused, _mqtt_tls_unused]
+def _url_credentials_unused(settings: Settings) -> str | None:
+    from urllib.parse import urlsplit
+
+    if settings.mqtt_url is not None and "@" in urlsplit(settings.mqtt_url).netloc:
+        return "mqtt_url: the user name and password in the URL are not used; set mqtt_username and mqtt_password"
+    return None
+
+
+WARNINGS: list[SettingsCheck] = [_management_disabled, _whitelist_unused, _mqtt_tls_unused, _url_credentials_unused]
 
 
 # ------------------------------------------------------------------------------------------- running them
