@@ -40,7 +40,7 @@ class LockActor:
         return await self.mailbox.ask(lambda: self._create(locks))
 
     async def query(self, lock_filter: LockFilter, page: PageRequest) -> tuple[list[Lock], int]:
-        return await self.mailbox.ask(lambda: self._table.query(lock_filter, page, self._clock.now()))
+        return await self.mailbox.read(lambda: self._table.query(lock_filter, page, self._clock.now()))
 
     async def remove(self, owner: str, service_instance_ids: Sequence[str]) -> int:
         return await self.mailbox.ask(lambda: self._remove(owner, service_instance_ids))
@@ -50,7 +50,7 @@ class LockActor:
         return await self.mailbox.ask(self._purge)
 
     async def count(self) -> int:
-        return await self.mailbox.ask(lambda: len(self._table))
+        return await self.mailbox.read(lambda: len(self._table))
 
     async def capture(self) -> Capture:
         """The table as of the log's LSN, for a snapshot: O(1) here, the records are then read out a

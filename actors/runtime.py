@@ -4,7 +4,8 @@ A message is a plain synchronous callable executed *inside* the owning task, so 
 never interleave with another (trio only switches tasks at an await, and a message never awaits).
 The reply is held until the write-ahead log has made durable everything appended up to the moment
 the message ran — for a write, its own change; for a read, any pending change it could have seen
-(ARCHITECTURE.md, "Durable before visible"). The actor itself never waits for the disk: while one
+(ARCHITECTURE.md, "Durable before visible"); a read whose pending changes are lost instead is run
+again on the undone state (`Mailbox.read`). The actor itself never waits for the disk: while one
 batch is being fsync'd it goes on applying the next messages, which is what makes group commit work.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import trio
 
 from wal import failpoints
+from wal.errors import LogUnavailable
 
 T = TypeVar("T")
 
@@ -79,13 +81,40 @@ class Mailbox:
         An exception raised by the message is re-raised here (after the same durability wait, so a
         rejection never reveals state a crash could still lose).
         """
+        reply = await self._run(message)
+        await self._log.wait_durable(reply.lsn)
+        return self._deliver(reply)
+
+    async def read(self, message: Callable[[], T]) -> T:
+        """`ask` for a message that only reads the actor's state (no log record, no other effect).
+
+        A read that saw changes still being written cannot be answered if that write fails: its
+        result would reveal what the disk lost. Such a read is simply run again: the actor undoes
+        the lost changes before its next message, so the second run sees durable state only (and,
+        while the log refuses writes, nothing newer). Reads therefore keep being answered while the
+        disk fails, never with a change a crash could lose.
+        """
+        while True:
+            reply = await self._run(message)
+            try:
+                await self._log.wait_durable(reply.lsn)
+            except LogUnavailable:
+                if not self._log.is_lost(reply.lsn):
+                    raise  # the log stopped (shutdown), not a lost write
+                continue
+            return self._deliver(reply)
+
+    async def _run(self, message: Callable[[], T]) -> _Reply[T]:
         reply: _Reply[T] = _Reply()
         try:
             await self._send.send((message, reply))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise ActorStopped("the service is shutting down") from None
         await reply.done.wait()
-        await self._log.wait_durable(reply.lsn)
+        return reply
+
+    @staticmethod
+    def _deliver(reply: _Reply[T]) -> T:
         failpoints.hit("reply.before")
         if reply.error is not None:
             raise reply.error

@@ -45,7 +45,7 @@ class StoreActor:
         self.mailbox = Mailbox(log, mailbox_capacity, before_each=self._settle)
 
     async def query(self, rule_filter: RuleFilter, page: PageRequest) -> tuple[list[Rule], int]:
-        return await self.mailbox.ask(lambda: self._table.query(rule_filter, page))
+        return await self.mailbox.read(lambda: self._table.query(rule_filter, page))
 
     async def create(self, rules: Sequence[NewRule], requester: str) -> list[Rule]:
         return await self.mailbox.ask(lambda: self._create(rules, requester))
@@ -57,7 +57,7 @@ class StoreActor:
         return await self.mailbox.ask(lambda: self._remove(ids))
 
     async def count(self) -> int:
-        return await self.mailbox.ask(lambda: len(self._table))
+        return await self.mailbox.read(lambda: len(self._table))
 
     async def capture(self) -> Capture:
         """The table as of the log's LSN, for a snapshot: O(1) here, the records are then read out a

@@ -8,7 +8,9 @@ environment variable that sets it too.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +110,18 @@ def _configure_logging(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`lockstore dump | head`): stop quietly. Output still buffered must not
+        # raise again when Python flushes stdout at exit, so stdout now goes nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "certs":
         return _certs(args)
     if args.command in ("check", "dump"):
@@ -126,26 +140,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(cli, os.environ, config_file)
     except SettingsError as error:
-        print(f"lockstore: {error}", file=sys.stderr)
-        return 2
+        return _refuse(str(error), 2)
     _configure_logging(settings)
-    if args.command == "serve":
-        from transports.mqtt import MqttUrlError
-        from transports.service import run_service
-        from transports.tls import TlsConfigError
+    return _serve(settings)
 
-        try:
-            trio.run(run_service, settings)
-        except (TlsConfigError, MqttUrlError) as error:
-            print(f"lockstore: refusing to start: {error}", file=sys.stderr)
-            return 2
-        except WalCorruption as error:
-            print(f"lockstore: refusing to start: {error}", file=sys.stderr)
-            return 1
-        except OSError as error:
-            print(f"lockstore: {error}", file=sys.stderr)
-            return 1
+
+def _refuse(message: str, status: int) -> int:
+    print(f"lockstore: {message}", file=sys.stderr)
+    return status
+
+
+def _serve(settings: Settings) -> int:
+    """Run the service; a start-up failure is one line on stderr and exit status 2 (the settings are wrong)
+    or 1 (the machine refuses them now) — see transports/startup.py."""
+    from transports.mqtt import MqttUrlError
+    from transports.service import run_service
+    from transports.startup import StartupError, bind_error
+    from transports.tls import TlsConfigError
+
+    try:
+        trio.run(run_service, settings)
+    except SettingsError as error:
+        return _refuse(str(error), 2)
+    except StartupError as error:
+        return _refuse(str(error), error.exit_status)
+    except (TlsConfigError, MqttUrlError) as error:
+        return _refuse(f"refusing to start: {error}", 2)
+    except WalCorruption as error:
+        return _refuse(f"refusing to start: {error}", 1)
+    except OSError as error:
+        return _refuse(str(error), 1)
+    except BaseExceptionGroup as group:
+        # The HTTP server binds inside its own task tree: a bind that fails although the start-up check
+        # passed (someone took the port in between) arrives wrapped in exception groups.
+        bind_failure = _only_bind_failure(group)
+        if bind_failure is None:
+            raise
+        failure = bind_error(settings.host, settings.port, bind_failure)
+        return _refuse(str(failure), failure.exit_status)
     return 0
+
+
+_BIND_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _only_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | OverflowError | None:
+    """The one exception of `group` (nested groups flattened) if it is a failed bind, else None."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    if len(leaves) != 1:
+        return None
+    leaf = leaves[0]
+    if isinstance(leaf, socket.gaierror | OverflowError):
+        return leaf
+    if isinstance(leaf, OSError) and leaf.errno in _BIND_ERRNOS:
+        return leaf
+    return None
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Modelled on hypercorn's Config: every setting is declared once, with its help text, and the CLI,
 the environment and the file all speak the same names (`max_page_size` ↔ `--max-page-size` ↔
-`LOCKSTORE_MAX_PAGE_SIZE`).
+`LOCKSTORE_MAX_PAGE_SIZE`). What each value may be (ranges, shapes, combinations) is declared in
+transports/setting_rules.py, one line per setting: add one there with every new setting.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
+from transports import setting_rules
 
 ENV_PREFIX = "LOCKSTORE_"
 
@@ -132,16 +135,30 @@ def _from_file(path: Path) -> dict[str, Any]:
 def load_settings(
     cli: Mapping[str, Any], environ: Mapping[str, str], config_file: Path | None = None
 ) -> Settings:
-    """Merge the sources (CLI > env > file > defaults) and check every value's type."""
+    """Merge the sources (CLI > env > file > defaults); check every value's type and rule
+    (transports/setting_rules.py), naming the source of a bad value, then the combinations."""
     merged: dict[str, Any] = {}
     for source_name, source in (
         ("config file", _from_file(config_file) if config_file else {}),
         ("environment", _from_env(environ)),
         ("command line", {k: v for k, v in cli.items() if v is not None}),
     ):
+        values = _split_lists(source)
         try:
-            msgspec.convert(_split_lists(source), Settings, strict=False)
+            given = msgspec.convert(values, Settings, strict=False)
         except msgspec.ValidationError as error:
             raise SettingsError(f"invalid setting in the {source_name}: {error}") from None
-        merged.update(_split_lists(source))
-    return msgspec.convert(merged, Settings, strict=False)
+        found = setting_rules.problems(given, names=list(values))
+        if found:
+            raise SettingsError(f"invalid setting in the {source_name}: {'; '.join(found)}")
+        merged.update(values)
+    settings = msgspec.convert(merged, Settings, strict=False)
+    check_settings(settings)
+    return settings
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise SettingsError (one line, every problem) unless each setting and combination is valid."""
+    found = setting_rules.problems(settings)
+    if found:
+        raise SettingsError(f"invalid setting{'s' if len(found) > 1 else ''}: {'; '.join(found)}")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import trio
 
+from transports.logging_setup import redact_url
 from transports.mqtt_requests import MqttDispatcher, Reply, request_topics
 from transports.mqtt_session import MessageProperties, MqttError, MqttSession, MqttSettings
 
@@ -31,7 +32,13 @@ RequestHook = Callable[[str, Reply | None, float], None]
 
 
 class MqttUrlError(ValueError):
-    pass
+    """A broker URL that cannot be used; `reason` says why without repeating the URL."""
+
+    def __init__(self, url: str, reason: str, *, unsupported: bool = False) -> None:
+        shown = redact_url(url)
+        super().__init__(f"unsupported MQTT broker URL {shown!r}: {reason}" if unsupported
+                         else f"MQTT broker URL {shown!r}: {reason}")
+        self.reason = reason
 
 
 def uses_tls(url: str) -> bool:
@@ -40,15 +47,27 @@ def uses_tls(url: str) -> bool:
 
 
 def parse_broker_url(url: str) -> tuple[str, int]:
-    """`mqtt://host[:port]` or `mqtts://host[:port]` → (host, port)."""
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise MqttUrlError(f"unsupported MQTT broker URL {url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+    """`mqtt://host[:port]` or `mqtts://host[:port]` → (host, port).
+
+    A path, a query or a fragment would be silently ignored (no topic or option is read from the URL), so
+    they are refused. (Credentials in the URL are not used either; transports/setting_rules.py warns about
+    them.) Messages show the URL without its credentials.
+    """
+    expected = "expected mqtt://host[:port] or mqtts://host[:port]"
     try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
-        raise MqttUrlError(f"bad port in MQTT broker URL {url!r}") from None
-    return parts.hostname, port
+        raise MqttUrlError(url, "bad port: expected a number from 1 to 65535") from None
+    host = parts.hostname
+    if parts.scheme not in DEFAULT_PORTS or not host or any(c.isspace() or not c.isprintable() for c in url):
+        raise MqttUrlError(url, expected, unsupported=True)
+    if parts.path not in ("", "/") or "?" in url or "#" in url:
+        raise MqttUrlError(url, f"has a path, query or fragment: {expected} (request topics are set by "
+                           "mqtt_topic_prefix)")
+    if port == 0:
+        raise MqttUrlError(url, "bad port: expected a number from 1 to 65535")
+    return host, port if port is not None else DEFAULT_PORTS[parts.scheme]
 
 
 class MqttServer:

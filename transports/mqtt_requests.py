@@ -133,7 +133,8 @@ class MqttDispatcher:
             return None
         try:
             template = _template_decoder.decode(body)
-        except (msgspec.DecodeError, RecursionError) as error:  # RecursionError: nesting deeper than Python's limit
+        # RecursionError: nesting deeper than Python's limit; UnicodeDecodeError: invalid UTF-8 inside a string
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
             return self._unparseable(body, origin, error, response_topic_property, correlation_data)
 
         response_topic = template.responseTopic
@@ -173,7 +174,7 @@ class MqttDispatcher:
     def _reply_or_none(reply: Reply) -> Reply | None:
         return reply if reply.topic.strip() else None
 
-    def _unparseable(self, body: bytes, origin: str, error: msgspec.DecodeError | RecursionError,
+    def _unparseable(self, body: bytes, origin: str, error: msgspec.DecodeError | UnicodeDecodeError | RecursionError,
                      response_topic_property: str | None, correlation_data: bytes | None) -> Reply | None:
         """DECISIONS 13: answer 400 where a response topic can still be read; otherwise count and log."""
         response_topic, trace_id = response_topic_property, None
@@ -183,7 +184,7 @@ class MqttDispatcher:
                 response_topic = partial.responseTopic
             if isinstance(partial.traceId, str):
                 trace_id = partial.traceId
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass
         if not response_topic:
             self.unparseable += 1

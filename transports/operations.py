@@ -73,6 +73,14 @@ def decode_payload(raw: bytes | None, wire_type: type[T] | Any) -> T | None:
         return decoder.decode(raw)  # type: ignore[no-any-return]
     except (msgspec.DecodeError, RecursionError) as error:  # RecursionError: nesting deeper than Python's limit
         raise invalid(f"Could not parse payload. Reason: {error}") from None
+    except UnicodeDecodeError as error:  # msgspec checks UTF-8 only inside the strings it decodes
+        raise invalid(f"Could not parse payload. Reason: {invalid_utf8_reason(error)}") from None
+
+
+def invalid_utf8_reason(error: UnicodeDecodeError) -> str:
+    """The decoder's UnicodeDecodeError counts positions inside one string: name the byte instead."""
+    bad = error.object[error.start : error.start + 1]
+    return f"Invalid UTF-8 in a JSON string: {error.reason} (byte 0x{bad.hex()})"
 
 
 def lock_response(lock: Lock) -> LockResponse:

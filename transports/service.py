@@ -22,7 +22,7 @@ from actors.clock import Clock, SystemClock
 from actors.lock_actor import LockActor
 from actors.locks import LockTable
 from actors.records import LocksCreated, LocksRemoved, decode_event
-from actors.snapshots import Snapshotter, open_state
+from actors.snapshots import Snapshotter
 from actors.store import RuleTable
 from actors.store_actor import StoreActor
 from transports.certificates import CertificatePolicy, cloud_of_server
@@ -36,6 +36,7 @@ from transports.monitor import Monitor, wire_monitor
 from transports.mqtt import MqttServer, parse_broker_url, uses_tls
 from transports.mqtt_requests import MqttAccess, MqttDispatcher
 from transports.operations import Limits, Operations
+from transports.startup import check_before_start, open_data_dir
 from transports.tls import HttpsSetup, https_setup, mqtt_client_context
 from wal.log import WriteAheadLog
 
@@ -87,7 +88,9 @@ async def run_service(
     """Run until SIGINT/SIGTERM (or `RunningService.shutdown` is set), then stop in order."""
     clock = clock or SystemClock()
     started = time.perf_counter()
-    # TLS files are checked before anything else: a bad path or key stops start-up with a TlsConfigError.
+    # Every setting's rule, then the HTTP address: SettingsError / StartupError (transports/startup.py).
+    check_before_start(settings)
+    # TLS files next, before the log is opened: a bad path or key stops start-up with a TlsConfigError.
     https = https_setup(settings)
     certificate = None
     if settings.authentication_policy == "certificate":
@@ -98,7 +101,8 @@ async def run_service(
     mqtt_tls = mqtt_client_context(settings) if settings.mqtt_url and uses_tls(settings.mqtt_url) else None
     data_dir = Path(settings.data_dir)
     # Snapshots + the log after them (actors/snapshots.py); logs what it loaded and how long it took.
-    state = open_state(data_dir / "wal", fsync=settings.fsync == "always", segment_bytes=settings.segment_bytes)
+    # A data_dir that cannot be used is a StartupError naming it.
+    state = open_data_dir(settings)
     wal, recovery, locks, store = state.wal, state.recovery, state.locks, state.store
     if settings.fsync == "never":
         log.warning("fsync=never: replies do NOT wait for the disk; a crash can lose acknowledged "

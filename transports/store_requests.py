@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import msgspec
+
 from actors.records import RULE_SORT_FIELDS, NewRule, PageRequest, RuleFilter
 from transports.errors import invalid
 from transports.fields import is_blank, pick, trim
@@ -23,6 +25,9 @@ from transports.pagination import normalize_page
 from transports.schemas import RuleListRequestWire, RuleQueryRequestWire
 from transports.uuids import parse_uuid
 
+# The reference binds every priority to a Java `int`; Jackson refuses a number outside it while parsing.
+JAVA_INT_MIN, JAVA_INT_MAX = -(1 << 31), (1 << 31) - 1
+
 _AT_LEAST_ONE = (
     "At least one of the following fields must be specified: "
     "ids, consumerNames, serviceDefinitions, serviceInstanceIds, createdBy"
@@ -36,6 +41,16 @@ def _given_list(value: list[str | None] | str | None) -> list[str | None]:
     return [value] if isinstance(value, str) else value
 
 
+def _java_int(value: int | None, where: str) -> None:
+    """A priority outside a Java `int` is a parse error, with Jackson's wording (checked before anything else,
+    as Jackson rejects it before the reference's validation runs)."""
+    if value is not None and not JAVA_INT_MIN <= value <= JAVA_INT_MAX:
+        digits = len(str(abs(value)))  # msgspec decodes at most a few thousand digits
+        shown = str(value) if digits <= 1000 else f"[Integer with {digits} digits]"  # Jackson's cut-off too
+        raise invalid(f"Could not parse payload. Reason: Numeric value ({shown}) out of range of int "
+                      f"({JAVA_INT_MIN} - {JAVA_INT_MAX}) - at `{where}`")
+
+
 def _no_blank(values: list[str | None], message: str) -> list[str]:
     if any(is_blank(value) for value in values):
         raise invalid(message)
@@ -46,6 +61,8 @@ def validate_query(request: RuleQueryRequestWire | None, max_page_size: int) -> 
     """S1 query → filter and page."""
     if request is None:
         raise invalid("Request payload is missing")
+    _java_int(request.minPriority, "$.minPriority")
+    _java_int(request.maxPriority, "$.maxPriority")
     page = normalize_page(request.pagination, allowed=RULE_SORT_FIELDS, max_size=max_page_size)
     ids = _given_list(request.ids)
     consumers = _given_list(request.consumerNames)
@@ -100,6 +117,10 @@ def validate_create(request: RuleListRequestWire | None, max_batch: int) -> list
     """S2 create → the rules to create, in request order."""
     if request is None:
         raise invalid("Request payload is null")
+    for name, given in (("candidates", request.candidates), ("entries", request.entries)):
+        for index, candidate in enumerate(given or ()):
+            if candidate is not None:
+                _java_int(candidate.priority, f"$.{name}[{index}].priority")
     candidates = pick("candidates", request.candidates or None, "entries", request.entries or None)
     if not candidates:
         raise invalid("Request payload is empty")
@@ -137,6 +158,8 @@ def validate_priorities(request: Mapping[str, int | None] | None) -> dict[str, i
     """S3 modify-priorities → canonical rule id → new priority."""
     if request is None:
         raise invalid("Priority map is null")
+    for key, value in request.items():
+        _java_int(value, f"$[{msgspec.json.encode(key).decode()}]")
     canonical: dict[str, str] = {}
     for key in request:
         parsed = parse_uuid(trim(key))

@@ -69,3 +69,20 @@ def test_console_script_reports_bad_settings_without_traceback() -> None:
     assert result.returncode == 2
     assert "invalid setting in the command line" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bind_failure_inside_the_servers_task_tree_is_recognised() -> None:
+    """The start-up check binds first; a port taken in the moment after it fails inside hypercorn's nurseries
+    and arrives wrapped in exception groups: the CLI still reports it as one line."""
+    import errno
+    import socket
+
+    from transports.cli import _only_bind_failure
+
+    in_use = OSError(errno.EADDRINUSE, "Address already in use")
+    nested = BaseExceptionGroup("outer", [ExceptionGroup("inner", [in_use])])
+    assert _only_bind_failure(nested) is in_use
+    unresolvable = socket.gaierror(-2, "Name or service not known")
+    assert _only_bind_failure(ExceptionGroup("g", [unresolvable])) is unresolvable
+    assert _only_bind_failure(ExceptionGroup("g", [in_use, ValueError()])) is None  # not only a bind failure
+    assert _only_bind_failure(ExceptionGroup("g", [OSError(errno.EIO, "I/O error")])) is None  # a disk error

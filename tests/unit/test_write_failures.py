@@ -10,13 +10,25 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import trio
 
 from actors.clock import ManualClock
 from actors.lock_actor import LockActor
 from actors.locks import LockTable
-from actors.records import Lock, LockFilter, NewLock, NewRule, PageRequest, Rule, RuleFilter
+from actors.records import (
+    Lock,
+    LockFilter,
+    LocksCreated,
+    LocksRemoved,
+    NewLock,
+    NewRule,
+    PageRequest,
+    Rule,
+    RuleFilter,
+    decode_event,
+)
 from actors.snapshots import Replayer
 from actors.store import RuleTable
 from actors.store_actor import StoreActor
@@ -128,3 +140,94 @@ def _rebuilt_view(directory: Path, wal: WriteAheadLog) -> tuple[LockTable, RuleT
 
 def _state_of(locks: LockTable, store: RuleTable) -> tuple[list[Lock], list[Rule]]:
     return locks.query(LockFilter(), ALL_LOCKS, 0)[0], store.query(RuleFilter(), ALL_RULES)[0]
+
+
+# --------------------------------------------------------------------------- reads while the log fails
+
+
+def _durable_states(directory: Path, wal: WriteAheadLog) -> tuple[set[bytes], set[bytes]]:
+    """Every state each table passed through in the durable log (encoded query results), prefix by prefix."""
+    locks, store = LockTable(), RuleTable()
+    lock_states = {msgspec.msgpack.encode(locks.query(LockFilter(), ALL_LOCKS, 0)[0])}
+    rule_states = {msgspec.msgpack.encode(store.query(RuleFilter(), ALL_RULES)[0])}
+    for _, path in list_segments(directory):
+        parsed = parse_segment(read_segment(path))
+        for lsn, payload in zip(parsed.lsns, parsed.payloads, strict=True):
+            if lsn > wal.durable_lsn or wal.is_lost(lsn):
+                continue
+            event = decode_event(payload)
+            if isinstance(event, LocksCreated | LocksRemoved):
+                locks.apply(event)
+                lock_states.add(msgspec.msgpack.encode(locks.query(LockFilter(), ALL_LOCKS, 0)[0]))
+            else:
+                store.apply(event)
+                rule_states.add(msgspec.msgpack.encode(store.query(RuleFilter(), ALL_RULES)[0]))
+    return lock_states, rule_states
+
+
+@pytest.mark.parametrize("forever", [False, True])
+@pytest.mark.parametrize("point", ["io.write", "io.fsync"])
+async def test_reads_behind_a_failing_batch_are_answered_from_durable_state(
+    tmp_path: Path, point: str, forever: bool
+) -> None:
+    """Reads queued behind a write batch that fails are answered (never 503) with durable state only."""
+    directory = tmp_path / "wal"
+    wal, _ = WriteAheadLog.open(directory)
+    clock = ManualClock()
+    locks = LockActor(LockTable(), wal, clock)
+    store = StoreActor(RuleTable(), wal, clock)
+    lock_reads: list[bytes] = []
+    rule_reads: list[bytes] = []
+    refused_reads = 0
+    reads_after_failure = 0
+    writers_done = trio.Event()
+
+    async def writer(worker: int) -> None:
+        for step in range(40):
+            try:
+                if step % 3 == 2:
+                    await locks.remove("owner", [f"w{worker}s{step - 1}|svc|1"])
+                else:
+                    await locks.create([NewLock(f"w{worker}s{step}|svc|1", "owner", FAR)])
+                await store.create([NewRule(f"c{worker}", f"p|svc{step}|1", f"svc{step}", step + 1)], "S")
+            except LogUnavailable:
+                pass
+            await trio.sleep(0)
+
+    async def reader() -> None:
+        nonlocal refused_reads, reads_after_failure
+        while not writers_done.is_set():
+            failed_before = wal.failures
+            try:
+                lock_reads.append(msgspec.msgpack.encode((await locks.query(LockFilter(), ALL_LOCKS))[0]))
+                rule_reads.append(msgspec.msgpack.encode((await store.query(RuleFilter(), ALL_RULES))[0]))
+            except LogUnavailable:
+                refused_reads += 1
+            reads_after_failure += failed_before > 0
+            await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wal.run)
+        await nursery.start(locks.run)
+        await nursery.start(store.run)
+        failpoints.configure(f"{point}=ENOSPC@6{'+' if forever else ''}")
+        async with trio.open_nursery() as clients:
+            for _ in range(4):
+                clients.start_soon(reader)
+            async with trio.open_nursery() as writers:
+                for worker in range(4):
+                    writers.start_soon(writer, worker)
+            writers_done.set()
+        failpoints.configure(None)
+        with trio.fail_after(10):
+            while not wal.available:
+                await trio.sleep(0.01)
+        locks.mailbox.close()
+        store.mailbox.close()
+        await wal.aclose()
+
+    assert wal.failures >= 1 and reads_after_failure > 0
+    assert refused_reads == 0, f"{refused_reads} reads got 503 while the log failed"
+    lock_states, rule_states = _durable_states(directory, wal)
+    assert all(state in lock_states for state in lock_reads), "a lock read revealed a change that is not durable"
+    assert all(state in rule_states for state in rule_reads), "a rule read revealed a change that is not durable"
