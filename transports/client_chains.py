@@ -21,8 +21,9 @@ The Arrowhead 5 certificate profiles satisfy all of this.
 Bounded effort, because anyone who can publish to a request topic can send a chain: the field is at most
 `MAX_AUTHENTICATION_CHARS` characters and `MAX_CERTIFICATES` certificates, RSA keys at most `MAX_RSA_BITS`
 bits (the cost of a signature check grows with the key), and cryptography (49 and later) stops path
-building after 128 signature checks (before 49, a ladder of 32 interchangeable intermediates took 13 s). Chains that verified are remembered (bounded LRU keyed by the field's
-digest); their validity period is checked again on every use.
+building after 128 signature checks (before 49, a ladder of 32 interchangeable intermediates took 13 s).
+Chains that verified are remembered (bounded LRU keyed by the field's digest); their validity period is
+checked again on every use.
 """
 
 from __future__ import annotations
