@@ -192,11 +192,21 @@ def authenticate_https(chain: tuple[str, ...], request_url: str, policy: Certifi
     return requester_of(identity, policy.cloud_cn, target=request_url.removesuffix("/"))
 
 
+@dataclass(frozen=True)
+class MqttRequest:
+    """What a request signature covers beyond the `authentication` field (transports/request_signatures.py):
+    the raw message and the topic the reply goes to."""
+
+    body: bytes
+    reply_topic: str | None
+
+
 def authenticate_mqtt_certificate(authentication: str | None, topic: str, policy: CertificatePolicy,
-                                  now: datetime) -> Requester:
+                                  now: datetime, request: MqttRequest | None = None) -> Requester:
     """C:`CertificateMqttFilter`: `authentication` = Base64 of the PEM certificate (chain), which (beyond
     the reference) must lead to the configured CA under the RFC 5280 profile HTTPS applies, and be valid
-    now; 401s name the base topic, 403s the topic."""
+    now; 401s name the base topic, 403s the topic. With `mqtt_request_signatures = "required"` the
+    request must also be signed with the certificate's key (checked before the certificate's identity)."""
     if authentication is None or is_blank(authentication):
         raise ArrowheadError("No authentication key has been provided", ExceptionType.AUTH)
     base_topic = topic[: topic.rfind("/") + 1]
@@ -208,6 +218,11 @@ def authenticate_mqtt_certificate(authentication: str | None, topic: str, policy
     except UntrustedCertificate as error:
         log.info("MQTT request on %s: %s", topic, error)
         raise _unauthenticated(base_topic) from None
+    signatures = policy.trust.request_signatures
+    if signatures is not None:
+        if request is None:
+            raise ArrowheadError("Request signatures are required but cannot be checked", ExceptionType.AUTH)
+        signatures.check(request.body, topic, request.reply_topic, verified.leaf, now)
     try:
         identity = identity_of(verified.leaf.subject)
     except ValueError:  # a subject cryptography cannot decode: no identity

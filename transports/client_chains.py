@@ -36,11 +36,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.verification import Criticality, ExtensionPolicy, Policy, PolicyBuilder, Store, VerificationError
+
+if TYPE_CHECKING:
+    from transports.request_signatures import RequestSignatures
 
 MAX_AUTHENTICATION_CHARS = 64 * 1024  # an Arrowhead chain (system + cloud + org certificates) is ~5 KiB
 MAX_CERTIFICATES = 10  # the client's certificate and up to 9 intermediates
@@ -183,9 +187,11 @@ def _describe(certificate: x509.Certificate) -> str:
 @dataclass
 class TrustStore:
     """The configured CA certificates (`tls_ca`), each one a trust anchor (like OpenSSL's partial-chain
-    mode, so a trust file holding only the local cloud's CA works, as the reference's truststores do)."""
+    mode, so a trust file holding only the local cloud's CA works, as the reference's truststores do), and
+    what a request arriving over MQTT must prove beyond its chain (`request_signatures`; None: nothing)."""
 
     anchors: list[x509.Certificate]
+    request_signatures: RequestSignatures | None = None
     cache_size: int = 256
     _store: Store = field(init=False, repr=False)
     _policies: tuple[ExtensionPolicy, ExtensionPolicy] = field(init=False, repr=False)

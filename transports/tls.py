@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from transports.certificates import SYSTEM_CN_PARTS, TrustStore, split_cn
 from transports.client_chains import ca_profile_problems
 from transports.config import Settings
+from transports.request_signatures import RequestSignatures
 
 log = logging.getLogger("lockstore.tls")
 
@@ -180,9 +181,26 @@ def server_context(cert_path: str, key_path: str, ca_path: str | None, client_au
     return context
 
 
+MAX_SIGNATURE_WINDOW = 3600
+
+
+def request_signatures(settings: Settings) -> RequestSignatures | None:
+    """The `mqtt_request_signatures` settings, checked; None when signatures are off."""
+    window = settings.mqtt_signature_window
+    if not 1 <= window <= MAX_SIGNATURE_WINDOW:
+        raise TlsConfigError(f"mqtt_signature_window {window}: must be 1 to {MAX_SIGNATURE_WINDOW} seconds")
+    if settings.mqtt_request_signatures == "off":
+        return None
+    if settings.authentication_policy != "certificate":
+        raise TlsConfigError("mqtt_request_signatures 'required' needs authentication_policy 'certificate' (a request "
+                             "is signed with the key of the certificate in its authentication field)")
+    return RequestSignatures(window)
+
+
 def https_setup(settings: Settings, now: datetime | None = None) -> HttpsSetup | None:
     """Check the HTTPS settings and files; None when HTTPS is off (no tls_cert/tls_key)."""
     now = now or datetime.now(UTC)
+    signatures = request_signatures(settings)
     certificate_policy = settings.authentication_policy == "certificate"
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise TlsConfigError("tls_cert and tls_key go together: give both to serve HTTPS, or neither")
@@ -199,7 +217,7 @@ def https_setup(settings: Settings, now: datetime | None = None) -> HttpsSetup |
     chain = load_identity("tls_cert", settings.tls_cert, "tls_key", settings.tls_key, now)
     trust = None
     if settings.tls_ca is not None:
-        trust = TrustStore(load_trust("tls_ca", settings.tls_ca, now))
+        trust = TrustStore(load_trust("tls_ca", settings.tls_ca, now), request_signatures=signatures)
     if certificate_policy:
         if trust is None:
             raise TlsConfigError("authentication_policy 'certificate' needs tls_ca, the CA that client certificates "

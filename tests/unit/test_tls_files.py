@@ -165,3 +165,27 @@ def test_trust_file_with_a_certificate_that_cannot_issue(certs: CertSet, tmp_pat
     assert warnings == [f"tls_ca {trust}: certificate CN=Lax.Company.arrowhead.eu is not an RFC 5280 CA "
                         "(BasicConstraints not marked critical; KeyUsage without keyCertSign; no subjectKeyIdentifier): "
                         "client certificates it issued are refused over HTTPS and MQTT"]
+
+
+def test_request_signature_settings(certs: CertSet) -> None:
+    """mqtt_request_signatures needs the certificate policy (the signature is made with the certificate's
+    key); the window is 1 to 3600 seconds; each refusal is one line naming the setting."""
+    policy = {"tls_ca": str(certs.ca), "tls_client_auth": "optional", "authentication_policy": "certificate"}
+    setup = https_setup(tls(certs, **policy, mqtt_request_signatures="required", mqtt_signature_window=10))
+    assert setup is not None and setup.trust is not None and setup.trust.request_signatures is not None
+    assert setup.trust.request_signatures.window == 10
+    off = https_setup(tls(certs, **policy))
+    assert off is not None and off.trust is not None and off.trust.request_signatures is None
+    refused(Settings(mqtt_request_signatures="required"),
+            "mqtt_request_signatures 'required' needs authentication_policy 'certificate'")
+    for window in (0, -5, 3601):
+        refused(tls(certs, **policy, mqtt_signature_window=window),
+                f"mqtt_signature_window {window}: must be 1 to 3600 seconds")
+
+
+def test_request_signature_setting_on_the_command_line(certs: CertSet, capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    assert main(["serve", "--data-dir", str(tmp_path / "data"), "--mqtt-request-signatures", "required"]) == 2
+    assert capsys.readouterr().err.strip() == ("lockstore: refusing to start: mqtt_request_signatures 'required' needs "
+                                               "authentication_policy 'certificate' (a request is signed with the "
+                                               "key of the certificate in its authentication field)")
