@@ -195,6 +195,17 @@ class ChainCase:
         return pair
 
 
+def _reissued(certificate: Issued, issuer: Issued, *, not_before: datetime, not_after: datetime) -> Issued:
+    """The same subject, key and extensions, other dates: a CA certificate renewed (or its old version)."""
+    original = certificate.certificate
+    builder = (x509.CertificateBuilder().subject_name(original.subject).issuer_name(original.issuer)
+               .public_key(original.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(not_before).not_valid_after(not_after))
+    for extension in original.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    return Issued(builder.sign(issuer.key, hashes.SHA256()), certificate.key)
+
+
 def chain_cases(ca: Issued) -> list[ChainCase]:
     """Every chain below is an operator (`op` = sysop) certificate for the local cloud, so any chain that
     is wrongly accepted makes its holder Sysop. Verdicts are the RFC 5280 profile both transports enforce:
@@ -212,9 +223,13 @@ def chain_cases(ca: Issued) -> list[ChainCase]:
     expired = intermediate(ca, not_before=now - timedelta(days=30), not_after=now - timedelta(days=1))
     server_only_ca = intermediate(ca, extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH,))
     other = make_ca()  # another CA, with our CA's very name
+    lapsed = _reissued(good, ca, not_before=now - timedelta(days=60), not_after=now - timedelta(days=30))
     cases = [
         ChainCase("operator", (operator_below(ca),), True),
         ChainCase("operator via an intermediate CA", (operator_below(good), good), True),
+        ChainCase("operator via an intermediate CA, our CA sent along", (operator_below(good), ca, good), True),
+        ChainCase("operator via an intermediate CA sent in its lapsed and current versions",
+                  (operator_below(good), lapsed, good), True),
         ChainCase("operator without extendedKeyUsage", (operator_below(ca, extended_key_usage=None),), True),
         ChainCase("operator without subjectAltName", (operator_below(ca, san=False),), True),
         ChainCase("operator with keyAgreement only", (operator_below(ca, key_usage=("key_agreement",)),), True),

@@ -36,16 +36,17 @@ DEFAULT_SYSTEM = "TemperatureManager"
 DEFAULT_OPERATOR = "Operator"  # as the reference's Operator.p12 test certificate
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
-KeySpec = str  # "ec-p256", "ec-p384" or "rsa-<bits>"
+KeySpec = str  # "ec-p256", "ec-p384", "ec-p521" or "rsa-<bits>"
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def new_key(spec: KeySpec = "ec-p256") -> PrivateKey:
-    if spec not in ("ec-p256", "ec-p384") and not spec.startswith("rsa-"):
-        raise ValueError(f"unknown key type {spec!r}: ec-p256, ec-p384 or rsa-<bits>")
+    curves = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1(), "ec-p521": ec.SECP521R1()}
     if spec.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(spec.removeprefix("rsa-")))
-    return ec.generate_private_key(ec.SECP384R1() if spec == "ec-p384" else ec.SECP256R1())
+    if spec not in curves:
+        raise ValueError(f"unknown key type {spec!r}: ec-p256, ec-p384, ec-p521 or rsa-<bits>")
+    return ec.generate_private_key(curves[spec])
 
 
 @dataclass(frozen=True)

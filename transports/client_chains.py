@@ -12,18 +12,21 @@ checks, so that both transports accept and refuse the same chains:
   authorityKeyIdentifier; an extendedKeyUsage on it, if any, allows clientAuth;
 - the client's own certificate is no CA, has an authorityKeyIdentifier, its extendedKeyUsage (if any)
   names clientAuth, and its KeyUsage (if any) allows digitalSignature or keyAgreement, never keyCertSign;
-- every certificate on the path is valid now, signatures use SHA-2 with RSA (2048 bits and more) or ECDSA
-  on P-256/P-384/P-521, and paths have at most 8 intermediates.
+- every certificate on the path is valid now, and signatures use SHA-2 with RSA (2048 bits and more) or
+  ECDSA on P-256/P-384/P-521.
 
 A subjectAltName is not required (the identity is the subject's CN, and OpenSSL does not ask for one).
 The Arrowhead 5 certificate profiles satisfy all of this.
 
-Bounded effort, because anyone who can publish to a request topic can send a chain: the field is at most
-`MAX_AUTHENTICATION_CHARS` characters and `MAX_CERTIFICATES` certificates, RSA keys at most `MAX_RSA_BITS`
-bits (the cost of a signature check grows with the key), and cryptography (49 and later) stops path
-building after 128 signature checks (before 49, a ladder of 32 interchangeable intermediates took 13 s).
-Chains that verified are remembered (bounded LRU keyed by the field's digest); their validity period is
-checked again on every use.
+Bounded effort, because anyone who can publish to a request topic can send a chain, and path building
+tries alternatives: the field is at most `MAX_AUTHENTICATION_CHARS` characters and `MAX_CERTIFICATES`
+certificates (an Arrowhead chain — system, local cloud, organisation, master — has 4), RSA keys at most
+`MAX_RSA_BITS` bits. Of several intermediates with the same subject and key only one is kept (the one
+valid now that expires last), so no two candidates can both verify a signature and the search cannot
+branch; paths are at most as long as the intermediates given, so it cannot loop long either; and
+cryptography (49 and later) stops any search after 128 signature checks. Measured worst cases are in
+bench/mqtt_auth.py. Chains that verified are remembered (bounded LRU keyed by the field's digest); their
+validity period is checked again on every use.
 """
 
 from __future__ import annotations
@@ -41,15 +44,15 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.verification import Criticality, ExtensionPolicy, Policy, PolicyBuilder, Store, VerificationError
 
 if TYPE_CHECKING:
     from transports.request_signatures import RequestSignatures
 
 MAX_AUTHENTICATION_CHARS = 64 * 1024  # an Arrowhead chain (system + cloud + org certificates) is ~5 KiB
-MAX_CERTIFICATES = 10  # the client's certificate and up to 9 intermediates
+MAX_CERTIFICATES = 5  # the client's certificate and up to 4 CA certificates (Arrowhead has 3 levels of CAs)
 MAX_RSA_BITS = 4096
-MAX_INTERMEDIATES = 8  # cryptography's default, stated: master → organisation → cloud needs 2
 
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
@@ -164,6 +167,32 @@ def ca_profile_problems(certificate: x509.Certificate) -> list[str]:
     return problems
 
 
+def _key_of(certificate: x509.Certificate) -> bytes:
+    """The public key, re-encoded (one key has one encoding here, whatever the certificate used)."""
+    return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def distinct_issuers(intermediates: Sequence[x509.Certificate], now: datetime) -> list[x509.Certificate]:
+    """One certificate per (subject, key): the one valid at `now` that expires last (else the first).
+    A child's signature verifies under one key, so path building then has at most one way up."""
+    chosen: dict[tuple[bytes, bytes], x509.Certificate] = {}
+    for certificate in intermediates:
+        identity = (certificate.subject.public_bytes(), _key_of(certificate))
+        current = chosen.get(identity)
+        if current is None or _better_issuer(certificate, current, now):
+            chosen[identity] = certificate
+    return list(chosen.values())
+
+
+def _better_issuer(candidate: x509.Certificate, current: x509.Certificate, now: datetime) -> bool:
+    def valid(certificate: x509.Certificate) -> bool:
+        return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+
+    if valid(candidate) != valid(current):
+        return valid(candidate)
+    return candidate.not_valid_after_utc > current.not_valid_after_utc
+
+
 @dataclass(frozen=True)
 class VerifiedChain:
     """What a verified chain tells: the client's certificate, and when the whole path is valid."""
@@ -205,7 +234,7 @@ class TrustStore:
 
     def verify(self, chain: Sequence[x509.Certificate], now: datetime) -> VerifiedChain:
         """Raise UntrustedCertificate unless chain[0] leads to an anchor through chain[1:] under the profile."""
-        leaf, intermediates = chain[0], list(chain[1:])
+        leaf = chain[0]
         for certificate in chain:
             try:
                 public_key = certificate.public_key()
@@ -214,9 +243,13 @@ class TrustStore:
             if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size > MAX_RSA_BITS:
                 raise UntrustedCertificate(f"certificate {_describe(certificate)} has an RSA key of "
                                            f"{public_key.key_size} bits, more than {MAX_RSA_BITS}")
+        try:
+            intermediates = distinct_issuers(chain[1:], now)
+        except ValueError as error:  # a subject cryptography cannot encode back
+            raise UntrustedCertificate(f"certificate {_describe(leaf)}: unusable intermediate: {error}") from None
         ca_policy, client_policy = self._policies
         verifier = (
-            PolicyBuilder().store(self._store).time(now).max_chain_depth(MAX_INTERMEDIATES)
+            PolicyBuilder().store(self._store).time(now).max_chain_depth(len(intermediates))
             .extension_policies(ca_policy=ca_policy, ee_policy=client_policy)
             .build_client_verifier()
         )

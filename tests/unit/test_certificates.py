@@ -10,10 +10,20 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from tests.certs import CertSet, ChainCase, Pair, chain_cases, make_cert_set, shaped
+from tests.certs import (
+    CA_USAGE,
+    CertSet,
+    ChainCase,
+    Pair,
+    chain_cases,
+    intermediate,
+    make_cert_set,
+    operator_below,
+    shaped,
+)
 from transports.certificates import (
     CertificateIdentity,
     CertificatePolicy,
@@ -29,8 +39,8 @@ from transports.certificates import (
     in_cloud,
     requester_of,
 )
-from transports.certs_tool import arrowhead_cn, issue, make_ca
-from transports.client_chains import MAX_AUTHENTICATION_CHARS, MAX_CERTIFICATES
+from transports.certs_tool import Issued, arrowhead_cn, issue, make_ca
+from transports.client_chains import MAX_AUTHENTICATION_CHARS, MAX_CERTIFICATES, distinct_issuers
 from transports.errors import ArrowheadError
 from transports.identity import Requester
 
@@ -239,15 +249,51 @@ def test_authentication_key_bounds(certs: CertSet, policy: CertificatePolicy) ->
         decode_authentication_key(b64(padded + b"###"))
     ca = certs.ca.read_bytes()
     assert len(decode_authentication_key(b64(operator + ca * (MAX_CERTIFICATES - 1)))) == MAX_CERTIFICATES
-    with pytest.raises(InvalidAuthenticationKey, match="11 certificates, more than 10"):
+    with pytest.raises(InvalidAuthenticationKey, match=f"{MAX_CERTIFICATES + 1} certificates, more than {MAX_CERTIFICATES}"):
         decode_authentication_key(b64(operator + ca * MAX_CERTIFICATES))
     unterminated = b"-----BEGIN CERTIFICATE-----" * 1500  # no END: a regex would scan the rest each time
-    with pytest.raises(InvalidAuthenticationKey, match="certificates, more than 10"):
+    with pytest.raises(InvalidAuthenticationKey, match=f"1500 certificates, more than {MAX_CERTIFICATES}"):
         decode_authentication_key(b64(unterminated))
     for key in (b64(padded + b"###"), b64(operator + ca * MAX_CERTIFICATES)):
         with pytest.raises(ArrowheadError) as caught:
             mqtt(key, policy)
         assert (caught.value.status, caught.value.message) == (401, "Invalid authentication key has been provided")
+
+
+def self_issued_copies(ca: Issued, count: int) -> list[x509.Certificate]:
+    """`count` CA certificates with `ca`'s subject and key, each naming that subject as its issuer."""
+    now = datetime.now(UTC)
+    original = ca.certificate
+    copies = []
+    for _ in range(count):
+        builder = (x509.CertificateBuilder().subject_name(original.subject).issuer_name(original.subject)
+                   .public_key(original.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1)))
+        for extension in original.extensions:
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+        copies.append(builder.sign(ca.key, hashes.SHA256()))
+    return copies
+
+
+def test_one_issuer_per_subject_and_key(certs: CertSet) -> None:
+    """Intermediates with the same subject and key are interchangeable to path building, and a ladder of
+    them made it try every order (~130 ms per message with P-521 keys): one is kept, the one valid now
+    that expires last."""
+    now = datetime.now(UTC)
+    current = intermediate(certs.ca_issued)
+    other_key = shaped(certs.ca_issued, "Sub.TestCloud.Company.arrowhead.eu", ProfileType.LOCAL_CLOUD, ca=True,
+                       key_usage=CA_USAGE, extended_key_usage=None, san=False, not_before=now - timedelta(days=9),
+                       not_after=now - timedelta(days=1))  # same subject, another key: kept, though expired
+    shorter = self_issued_copies(current, 1)[0]  # same subject and key as `current`, expires sooner
+    kept = distinct_issuers([shorter, other_key.certificate, current.certificate], now)
+    assert kept == [current.certificate, other_key.certificate]
+    ladder = self_issued_copies(current, 4)
+    assert len(distinct_issuers(ladder, now)) == 1
+    leaf = operator_below(Issued(ladder[0], current.key))
+    with pytest.raises(UntrustedCertificate):  # the ladder never reaches our CA: refused, after few checks
+        TrustStore([certs.ca_issued.certificate]).verify([leaf.certificate, *ladder], now)
+    # with the real intermediate among them, the chain is found
+    TrustStore([certs.ca_issued.certificate]).verify([leaf.certificate, *ladder, current.certificate], now)
 
 
 def test_large_rsa_keys_are_refused(certs: CertSet, policy: CertificatePolicy) -> None:
