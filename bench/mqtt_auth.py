@@ -8,8 +8,8 @@ Cases: an operator's chain (P-256, and RSA-2048 through an intermediate) first s
 seen again (cached); the same with a signature check; and what an attacker can send: a field of 16,000
 decoy certificates (a 9.4 MB one cost ~1.9 s per message before the bounds), the largest field accepted
 (64 KiB) with text around the certificate, and the most certificates accepted (5) arranged for path
-building's worst cases (a ladder of interchangeable same-key CAs; a loop of two CAs with decoys), with
-cheap and expensive keys (P-256, P-521, RSA-4096).
+building's worst cases (a ladder of interchangeable same-key CAs; a loop of two CAs with decoys; two
+self-issued CAs signing each other), with cheap and expensive keys (P-256, P-521, RSA-4096).
 """
 
 from __future__ import annotations
@@ -85,6 +85,16 @@ def ladder(spec: str, count: int) -> str:
     return pem_field([leaf, *decoys])
 
 
+def self_issued_loop(spec: str) -> str:
+    """Two self-issued CAs of one name signing each other (as in a key rollover): each is the other's
+    issuer, and self-issued steps do not count towards the depth limit."""
+    first, second = new_key(spec), new_key(spec)
+    a = _ca("X.Company.arrowhead.eu", "X.Company.arrowhead.eu", first, second)
+    b = _ca("X.Company.arrowhead.eu", "X.Company.arrowhead.eu", second, first)
+    leaf = issue(Issued(a, first), arrowhead_cn("Operator"), ProfileType.OPERATOR).certificate
+    return pem_field([leaf, a, b])
+
+
 def cycle(spec: str, decoys: int) -> str:
     """X issued by Y and Y issued by X (a loop path building may walk to its depth limit), plus decoys
     with those names and other keys (each a failed signature check at every step)."""
@@ -148,6 +158,7 @@ def main() -> None:
     for spec in ("ec-p256", "ec-p521", "rsa-4096"):
         cases.append((f"attacker: ladder of 4 same-key {spec} CAs (5 certificates)", fresh(ladder(spec, 4))))
         cases.append((f"attacker: loop X<->Y + 2 decoys, {spec} (5 certificates)", fresh(cycle(spec, 2))))
+        cases.append((f"attacker: two self-issued CAs signing each other, {spec}", fresh(self_issued_loop(spec))))
     print(f"{'case':70} {'median ms':>10} {'max ms':>8}   ({repeat} runs each)")
     for name, run in cases:
         median, longest = timed(run, repeat)
