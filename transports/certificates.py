@@ -7,36 +7,39 @@ separated parts, e.g. `TemperatureManager.TestCloud.Company.arrowhead.eu`), and 
 dnQualifier (OID 2.5.4.46): `sy` a system, `op` an operator (= sysop). The service learns its own cloud
 from its own server certificate's CN (everything after the first part) and refuses other clouds.
 
-The TLS handshake (HTTPS) or `TrustStore.verify` (MQTT, where the certificate travels in the request)
-decides whether a certificate is genuine; this module only reads identities out of genuine ones.
+The TLS handshake (HTTPS) or `TrustStore` (MQTT, where the chain travels in the request;
+transports/client_chains.py) decides whether a certificate is genuine, under the same RFC 5280 profile;
+this module reads identities out of genuine ones and applies the reference's checks.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import collections
 import enum
 import functools
 import logging
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from transports.client_chains import (
+    InvalidAuthenticationKey,
+    TrustStore,
+    UntrustedCertificate,
+    decode_authentication_key,
+)
 from transports.errors import ArrowheadError, ExceptionType
 from transports.fields import is_blank, trim
 from transports.identity import Requester
 from transports.names import normalize_system_name
 
+__all__ = [  # the chain half lives in transports/client_chains.py; these names are used through this module
+    "InvalidAuthenticationKey", "TrustStore", "UntrustedCertificate", "decode_authentication_key",
+]
+
 SYSTEM_CN_PARTS = 5  # C:`Constants.SYSTEM_CERT_CN_LENGTH`
 CLOUD_CN_PARTS = 4  # C:`Constants.CLOUD_CERT_CN_LENGTH`
-MAX_CHAIN = 5  # certificates walked from a presented certificate up to a trusted one
 
 log = logging.getLogger("lockstore.auth")
 
@@ -160,123 +163,6 @@ def requester_of(identity: CertificateIdentity | None, cloud_cn: str, *, target:
     return Requester(name=name, sysop=identity.profile is ProfileType.OPERATOR)
 
 
-# --------------------------------------------------------------------------- the MQTT `authentication` field
-
-_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
-_ASCII_WHITESPACE = re.compile(rb"\s+")
-
-
-class InvalidAuthenticationKey(ValueError):
-    """The field is not the Base64 of a PEM (or DER) certificate."""
-
-
-def _java_base64(text: str | bytes) -> bytes:
-    """Java's basic Base64 decoder: the standard alphabet, no whitespace, padding optional."""
-    data = text.encode("ascii") if isinstance(text, str) else text
-    missing = -len(data) % 4
-    if missing == 3:
-        raise binascii.Error("truncated Base64")
-    return base64.b64decode(data + b"=" * missing, validate=True)
-
-
-def decode_authentication_key(key: str) -> list[x509.Certificate]:
-    """Base64 of a PEM certificate → [certificate, any further certificates of the PEM].
-
-    The reference takes one certificate (C:`CertificateMqttFilter.decodeAuthorizationKey`); further
-    PEM blocks are accepted here as intermediates for `TrustStore.verify`.
-    """
-    try:
-        pem = _java_base64(key)
-        blocks = _PEM_BLOCK.findall(pem) or [pem]  # without markers: the Base64 of the DER
-        chain = [x509.load_der_x509_certificate(_java_base64(_ASCII_WHITESPACE.sub(b"", block)))
-                 for block in blocks]
-    except (UnicodeEncodeError, binascii.Error, ValueError) as error:
-        raise InvalidAuthenticationKey(str(error)) from None
-    return chain
-
-
-class UntrustedCertificate(ValueError):
-    """A well-formed certificate that does not lead to the configured CA, or is out of its validity."""
-
-
-def _valid_at(certificate: x509.Certificate, now: datetime) -> bool:
-    return certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
-
-
-def _is_ca(certificate: x509.Certificate) -> bool:
-    try:
-        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return True  # old-style (v1) CA certificates have no extensions; being in the CA file is enough
-
-
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if child.issuer != issuer.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
-
-
-@dataclass
-class TrustStore:
-    """The configured CA certificates, each one a trust anchor (like OpenSSL's partial-chain mode, so a
-    trust file holding only the local cloud's CA works, as the reference's truststores do).
-
-    `verify` is what the TLS handshake does for HTTPS clients, for certificates that arrive inside MQTT
-    requests: signature path to an anchor (through the given intermediates), every certificate on it
-    within its validity period, issuers marked as CAs. Verified chains are cached by their leaf, so a
-    client sending the same certificate with every request pays for the signatures once.
-    """
-
-    anchors: list[x509.Certificate]
-    cache_size: int = 256
-    _verified: collections.OrderedDict[bytes, tuple[x509.Certificate, ...]] = field(
-        default_factory=collections.OrderedDict, repr=False
-    )
-
-    def verify(self, chain: Sequence[x509.Certificate], now: datetime) -> None:
-        """Raise UntrustedCertificate unless chain[0] leads to an anchor and everything on the way is valid now."""
-        leaf = chain[0]
-        key = leaf.fingerprint(hashes.SHA256())
-        path = self._verified.get(key)
-        if path is None:
-            path = self._path(leaf, chain[1:])
-            self._verified[key] = path
-            if len(self._verified) > self.cache_size:
-                self._verified.popitem(last=False)
-        else:
-            self._verified.move_to_end(key)
-        for certificate in path:
-            if not _valid_at(certificate, now):
-                raise UntrustedCertificate(
-                    f"certificate {certificate.subject.rfc4514_string()} is not valid at {_iso(now)} "
-                    f"(valid from {_iso(certificate.not_valid_before_utc)} to {_iso(certificate.not_valid_after_utc)})"
-                )
-
-    def _path(self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
-        """leaf, intermediates…, anchor: each one signed by the next."""
-        path = [leaf]
-        if leaf in self.anchors:
-            return tuple(path)
-        for _ in range(MAX_CHAIN):
-            current = path[-1]
-            anchor = next((a for a in self.anchors if _is_ca(a) and _issued_by(current, a)), None)
-            if anchor is not None:
-                return (*path, anchor)
-            step = next((c for c in intermediates if c not in path and _is_ca(c) and _issued_by(current, c)), None)
-            if step is None:
-                break
-            path.append(step)
-        raise UntrustedCertificate(f"certificate {leaf.subject.rfc4514_string()} is not issued by a trusted CA")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --------------------------------------------------------------------------- the policy, per transport
 
 
@@ -306,27 +192,39 @@ def authenticate_https(chain: tuple[str, ...], request_url: str, policy: Certifi
     return requester_of(identity, policy.cloud_cn, target=request_url.removesuffix("/"))
 
 
-@functools.lru_cache(maxsize=256)
-def _decode_cached(key: str) -> tuple[x509.Certificate, ...]:
-    """A client sends the same certificate with every request: parse it once (failures are not cached)."""
-    return tuple(decode_authentication_key(key))
+@dataclass(frozen=True)
+class MqttRequest:
+    """What a request signature covers beyond the `authentication` field (transports/request_signatures.py):
+    the raw message and the topic the reply goes to."""
+
+    body: bytes
+    reply_topic: str | None
 
 
 def authenticate_mqtt_certificate(authentication: str | None, topic: str, policy: CertificatePolicy,
-                                  now: datetime) -> Requester:
-    """C:`CertificateMqttFilter`: `authentication` = Base64 of the PEM certificate, which (beyond the
-    reference) must come from the configured CA and be valid now; 401s name the base topic, 403s the topic."""
+                                  now: datetime, request: MqttRequest | None = None) -> Requester:
+    """C:`CertificateMqttFilter`: `authentication` = Base64 of the PEM certificate (chain), which (beyond
+    the reference) must lead to the configured CA under the RFC 5280 profile HTTPS applies, and be valid
+    now; 401s name the base topic, 403s the topic. With `mqtt_request_signatures = "required"` the
+    request must also be signed with the certificate's key (checked before the certificate's identity)."""
     if authentication is None or is_blank(authentication):
         raise ArrowheadError("No authentication key has been provided", ExceptionType.AUTH)
-    try:
-        chain = _decode_cached(authentication)
-    except InvalidAuthenticationKey:
-        raise ArrowheadError("Invalid authentication key has been provided", ExceptionType.AUTH) from None
     base_topic = topic[: topic.rfind("/") + 1]
     try:
-        policy.trust.verify(chain, now)
+        verified = policy.trust.verify_key(authentication, now)
+    except InvalidAuthenticationKey as error:
+        log.info("MQTT request on %s: unreadable authentication key: %s", topic, error)
+        raise ArrowheadError("Invalid authentication key has been provided", ExceptionType.AUTH) from None
     except UntrustedCertificate as error:
         log.info("MQTT request on %s: %s", topic, error)
         raise _unauthenticated(base_topic) from None
-    identity = identity_of(chain[0].subject)
+    signatures = policy.trust.request_signatures
+    if signatures is not None:
+        if request is None:
+            raise ArrowheadError("Request signatures are required but cannot be checked", ExceptionType.AUTH)
+        signatures.check(request.body, topic, request.reply_topic, verified.leaf, now)
+    try:
+        identity = identity_of(verified.leaf.subject)
+    except ValueError:  # a subject cryptography cannot decode: no identity
+        identity = None
     return requester_of(identity, policy.cloud_cn, target=topic, unauthenticated_target=base_topic)

@@ -3,8 +3,11 @@ certificate policy can be tried in a minute — and so tests make their certific
 
 Layout follows the reference's test certificates (DOC:`downloads/test-certificates.md`): the CA is a
 local cloud (`TestCloud.Company.arrowhead.eu`, dnQualifier `lo`); systems are
-`<System>.TestCloud.Company.arrowhead.eu` with dnQualifier `sy`, operators the same with `op`. Keys are
-EC P-256: quick to make, accepted by curl, mosquitto and every TLS 1.2+ stack.
+`<System>.TestCloud.Company.arrowhead.eu` with dnQualifier `sy`, operators the same with `op`. Extensions
+follow the Arrowhead 5 certificate profiles (RFC 5280): CAs with a critical BasicConstraints CA:true, a
+KeyUsage with keyCertSign and key identifiers; end entities with CA:false, an authorityKeyIdentifier,
+serverAuth + clientAuth and subjectAltNames. Keys are EC P-256 by default: quick to make, accepted by curl,
+mosquitto and every TLS 1.2+ stack (`key=` makes P-384 or RSA ones).
 
 NOT for production: the CA key sits next to the certificates, unprotected.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from transports.certificates import ProfileType
@@ -33,11 +36,23 @@ DEFAULT_SYSTEM = "TemperatureManager"
 DEFAULT_OPERATOR = "Operator"  # as the reference's Operator.p12 test certificate
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
+KeySpec = str  # "ec-p256", "ec-p384", "ec-p521" or "rsa-<bits>"
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def new_key(spec: KeySpec = "ec-p256") -> PrivateKey:
+    curves = {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1(), "ec-p521": ec.SECP521R1()}
+    if spec.startswith("rsa-"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(spec.removeprefix("rsa-")))
+    if spec not in curves:
+        raise ValueError(f"unknown key type {spec!r}: ec-p256, ec-p384, ec-p521 or rsa-<bits>")
+    return ec.generate_private_key(curves[spec])
+
 
 @dataclass(frozen=True)
 class Issued:
     certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: PrivateKey
 
     def certificate_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
@@ -75,16 +90,18 @@ def _san(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
 
 
 def make_ca(cloud: str = DEFAULT_CLOUD, organization: str = DEFAULT_ORGANIZATION, *, days: int = 30,
-            now: datetime | None = None, common_name: str | None = None, issuer: Issued | None = None) -> Issued:
-    """A local cloud CA: self-signed, or an intermediate signed by `issuer`."""
+            now: datetime | None = None, common_name: str | None = None, issuer: Issued | None = None,
+            key: KeySpec = "ec-p256") -> Issued:
+    """A local cloud CA: self-signed, or an intermediate signed by `issuer` (then with an
+    authorityKeyIdentifier, which RFC 5280 and OpenSSL's strict mode ask of every issued certificate)."""
     now = now or datetime.now(UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
+    private_key = new_key(key)
     subject = _subject(common_name or f"{cloud}.{organization}.{ROOT_SUFFIX}", ProfileType.LOCAL_CLOUD)
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer.certificate.subject if issuer else subject)
-        .public_key(key.public_key())
+        .public_key(private_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
@@ -95,30 +112,33 @@ def make_ca(cloud: str = DEFAULT_CLOUD, organization: str = DEFAULT_ORGANIZATION
                           encipher_only=False, decipher_only=False),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(issuer.key if issuer else key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False)
     )
-    return Issued(certificate, key)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+    return Issued(builder.sign(issuer.key if issuer else private_key, hashes.SHA256()), private_key)
 
 
 def issue(ca: Issued, common_name: str, profile: ProfileType | None = ProfileType.SYSTEM, *,
           hosts: Sequence[str] = (), days: int = 30, now: datetime | None = None,
-          not_before: datetime | None = None, not_after: datetime | None = None) -> Issued:
+          not_before: datetime | None = None, not_after: datetime | None = None, key: KeySpec = "ec-p256") -> Issued:
     """An end-entity certificate signed by `ca`, usable as TLS server and client (Arrowhead systems are
     both). `hosts` become subjectAltNames (DNS names or IP addresses); the CN itself is always one."""
     now = now or datetime.now(UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
+    private_key = new_key(key)
+    rsa_key = isinstance(private_key, rsa.RSAPrivateKey)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_subject(common_name, profile))
         .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
+        .public_key(private_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or now - timedelta(minutes=5))
         .not_valid_after(not_after or now + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=rsa_key,
                           data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                           encipher_only=False, decipher_only=False),
             critical=True,
@@ -127,12 +147,12 @@ def issue(ca: Issued, common_name: str, profile: ProfileType | None = ProfileTyp
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
         .add_extension(_san([common_name.lower(), *hosts]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
         )
     )
-    return Issued(builder.sign(ca.key, hashes.SHA256()), key)
+    return Issued(builder.sign(ca.key, hashes.SHA256()), private_key)
 
 
 @dataclass(frozen=True)

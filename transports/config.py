@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_key: str | None = None
     tls_ca: str | None = None
     tls_client_auth: Literal["none", "optional", "required"] = "none"
+    mqtt_request_signatures: Literal["off", "required"] = "off"
+    mqtt_signature_window: int = 30
     mqtt_url: str | None = None
     mqtt_client_id: str = "lockstore"
     mqtt_username: str | None = None
@@ -80,6 +82,11 @@ HELP: dict[str, str] = {
     "tls_ca": "PEM CA certificate(s) that client certificates must come from; also trusted for mqtts:// brokers",
     "tls_client_auth": "HTTPS client certificates: none (not asked for), optional (asked for, checked if sent) "
     "or required (the handshake fails without one)",
+    "mqtt_request_signatures": "with authentication_policy 'certificate': 'required' = every MQTT request must also "
+    "carry a signature made with its certificate's private key (proof of possession; see README, Security model); "
+    "'off' = the certificate alone identifies the sender, as in the reference",
+    "mqtt_signature_window": "seconds a signed MQTT request's timestamp may differ from the service's clock "
+    "(either way); a signed request is accepted once within it (1 to 3600)",
     "mqtt_url": "broker to serve MQTT requests through, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883 "
     "(unset = MQTT off)",
     "mqtt_client_id": "MQTT client id",

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from transports.certificates import CertificatePolicy, authenticate_mqtt_certificate
+from transports.certificates import CertificatePolicy, MqttRequest, authenticate_mqtt_certificate
 from transports.errors import ArrowheadError, ExceptionType, invalid
 from transports.identity import ManagementPolicy, Requester, authenticate_mqtt, authorize_management
 from transports.operations import ECHO_REPLY, Operations, Result, decode_payload
@@ -148,7 +148,7 @@ class MqttDispatcher:
                 _error_reply(invalid(f"Unknown MQTT QoS value: {qos}"), origin, template.traceId, None,
                              response_topic or "", 0, correlation_data))
         try:
-            requester = self._authenticate(template.authentication, topic)
+            requester = self._authenticate(template.authentication, topic, MqttRequest(body, response_topic))
         except ArrowheadError as error:
             return self._reply_or_none(
                 _error_reply(error, origin, template.traceId, None, response_topic or "", qos, correlation_data))
@@ -193,10 +193,11 @@ class MqttDispatcher:
         reply = invalid(f"Could not parse request. Reason: {error}")
         return _error_reply(reply, origin, trace_id, None, response_topic, 0, correlation_data)
 
-    def _authenticate(self, authentication: str | None, topic: str) -> Requester:
+    def _authenticate(self, authentication: str | None, topic: str, request: MqttRequest) -> Requester:
         if self.access.certificate is None:
             return authenticate_mqtt(authentication)
-        return authenticate_mqtt_certificate(authentication, topic, self.access.certificate, datetime.now(UTC))
+        return authenticate_mqtt_certificate(authentication, topic, self.access.certificate, datetime.now(UTC),
+                                             request)
 
     async def _dispatch(self, name: str, requester: Requester, template: MqttRequestTemplate) -> Result:
         ops = self.operations

@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from transports.certificates import SYSTEM_CN_PARTS, TrustStore, split_cn
+from transports.client_chains import ca_profile_problems
 from transports.config import Settings
+from transports.request_signatures import RequestSignatures
 
 log = logging.getLogger("lockstore.tls")
 
@@ -120,7 +122,8 @@ def load_identity(cert_setting: str, cert_path: str, key_setting: str, key_path:
 
 
 def load_trust(setting: str, path: str, now: datetime) -> list[x509.Certificate]:
-    """The CA certificates of a trust file; expired ones are skipped with a warning, none valid is an error."""
+    """The CA certificates of a trust file; expired ones are skipped with a warning, none valid is an error.
+    A certificate that cannot issue client certificates under the RFC 5280 profile gets a warning too."""
     certificates = load_certificates(setting, path)
     valid = [c for c in certificates if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
     for certificate in certificates:
@@ -128,6 +131,9 @@ def load_trust(setting: str, path: str, now: datetime) -> list[x509.Certificate]
             log.warning("%s %s: CA certificate %s is not valid now (valid %s to %s); it is ignored", setting, path,
                         describe(certificate), _iso(certificate.not_valid_before_utc),
                         _iso(certificate.not_valid_after_utc))
+        elif problems := ca_profile_problems(certificate):
+            log.warning("%s %s: certificate %s is not an RFC 5280 CA (%s): client certificates it issued are "
+                        "refused over HTTPS and MQTT", setting, path, describe(certificate), "; ".join(problems))
     if not valid:
         try:
             check_validity(setting, path, certificates[0], now)
@@ -152,7 +158,11 @@ class HttpsSetup:
 def server_context(cert_path: str, key_path: str, ca_path: str | None, client_auth: ClientAuth) -> ssl.SSLContext:
     """TLS 1.2+, ALPN h2/http1.1, client certificates asked for per `client_auth` and checked against
     `ca_path`, whose certificates are each a trust anchor (partial chains: a file with just the local
-    cloud's CA is enough, as in the reference's truststores)."""
+    cloud's CA is enough, as in the reference's truststores).
+
+    Client chains are checked RFC 5280-strictly (OpenSSL's X509_STRICT: issuers with critical
+    BasicConstraints CA:true, a KeyUsage with keyCertSign and key identifiers), the profile MQTT requests'
+    chains are held to as well (transports/client_chains.py), so both transports accept the same chains."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # not create_default_context: no system CAs for clients
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
@@ -166,14 +176,31 @@ def server_context(cert_path: str, key_path: str, ca_path: str | None, client_au
             context.load_verify_locations(cafile=ca_path)
         except ssl.SSLError as error:
             raise TlsConfigError(f"tls_ca {ca_path}: rejected by OpenSSL: {error}") from None
-        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
     context.verify_mode = _VERIFY_MODES[client_auth]
     return context
+
+
+MAX_SIGNATURE_WINDOW = 3600
+
+
+def request_signatures(settings: Settings) -> RequestSignatures | None:
+    """The `mqtt_request_signatures` settings, checked; None when signatures are off."""
+    window = settings.mqtt_signature_window
+    if not 1 <= window <= MAX_SIGNATURE_WINDOW:
+        raise TlsConfigError(f"mqtt_signature_window {window}: must be 1 to {MAX_SIGNATURE_WINDOW} seconds")
+    if settings.mqtt_request_signatures == "off":
+        return None
+    if settings.authentication_policy != "certificate":
+        raise TlsConfigError("mqtt_request_signatures 'required' needs authentication_policy 'certificate' (a request "
+                             "is signed with the key of the certificate in its authentication field)")
+    return RequestSignatures(window)
 
 
 def https_setup(settings: Settings, now: datetime | None = None) -> HttpsSetup | None:
     """Check the HTTPS settings and files; None when HTTPS is off (no tls_cert/tls_key)."""
     now = now or datetime.now(UTC)
+    signatures = request_signatures(settings)
     certificate_policy = settings.authentication_policy == "certificate"
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise TlsConfigError("tls_cert and tls_key go together: give both to serve HTTPS, or neither")
@@ -188,7 +215,9 @@ def https_setup(settings: Settings, now: datetime | None = None) -> HttpsSetup |
         raise TlsConfigError(f"tls_client_auth {settings.tls_client_auth!r} needs tls_ca, the CA that client "
                              "certificates must come from")
     chain = load_identity("tls_cert", settings.tls_cert, "tls_key", settings.tls_key, now)
-    trust = TrustStore(load_trust("tls_ca", settings.tls_ca, now)) if settings.tls_ca is not None else None
+    trust = None
+    if settings.tls_ca is not None:
+        trust = TrustStore(load_trust("tls_ca", settings.tls_ca, now), request_signatures=signatures)
     if certificate_policy:
         if trust is None:
             raise TlsConfigError("authentication_policy 'certificate' needs tls_ca, the CA that client certificates "

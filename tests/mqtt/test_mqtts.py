@@ -8,20 +8,23 @@ certificate does not name 127.0.0.1 (for hostname verification).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
 from actors.clock import ManualClock
-from tests.certs import CertSet, make_cert_set
+from tests.certs import CertSet, ChainCase, chain_cases, make_cert_set
 from tests.integration.conftest import future, start_service
 from tests.mqtt.broker import MosquittoBroker, free_loopback_port
 from tests.mqtt.requester import Requester
@@ -213,6 +216,9 @@ async def test_certificate_policy_accepts_operator_and_system(certificate_servic
     [
         ("none", 401, "No authentication key has been provided"),
         ("declared", 401, "Invalid authentication key has been provided"),
+        ("garbage", 401, "Invalid authentication key has been provided"),
+        ("huge", 401, "Invalid authentication key has been provided"),
+        ("too many certificates", 401, "Invalid authentication key has been provided"),
         ("unqualified", 401, f"Unauthenticated access attempt: {LOCK_BASE}"),
         ("impostor", 401, f"Unauthenticated access attempt: {LOCK_BASE}"),
         ("stranger", 401, f"Unauthenticated access attempt: {LOCK_BASE}"),
@@ -224,10 +230,64 @@ async def test_certificate_policy_accepts_operator_and_system(certificate_servic
 async def test_certificate_policy_refusals(certificate_service: CertificatePolicyService, case: str, status: int,
                                            message: str) -> None:
     certs = certificate_service.certs
-    special: dict[str, str | None] = {"none": None, "declared": "SYSTEM//Sysop"}
+    operator, ca = certs.operator.pem(), certs.ca.read_bytes()
+    special: dict[str, str | None] = {
+        "none": None, "declared": "SYSTEM//Sysop", "garbage": base64.b64encode(bytes(range(256)) * 4).decode(),
+        # the operator's certificate, padded past 64 KiB / followed by 10 more certificates: refused unread
+        "huge": base64.b64encode(operator + b"#" * 70_000).decode(),
+        "too many certificates": base64.b64encode(operator + ca * 10).decode(),
+    }
     auth = special[case] if case in special else getattr(certs, case).authentication()
     reply = await certificate_service.requester.request(LOCK_BASE + "create", {"locks": [lock("p|s|1")]}, auth=auth)
     assert reply["status"] == status
     assert "receiver" not in reply  # nobody was authenticated
     body = reply["payload"]
     assert (body["errorMessage"], body["errorCode"], body["origin"]) == (message, status, f"{LOCK_BASE}create")
+
+
+async def test_forged_and_ill_formed_chains_are_refused(certificate_service: CertificatePolicyService) -> None:
+    """Every chain an attacker would try (tests/certs.py: a system certificate without BasicConstraints
+    signing its own `op` certificate, a CA without keyCertSign, an operator certificate only for
+    serverAuth, an expired intermediate, another CA …) is an operator's: accepted, it would be Sysop.
+    Each is refused with the reference's 401; the well-formed ones are served."""
+    requester = certificate_service.requester
+    verdicts = {}
+    for case in chain_cases(certificate_service.certs.ca_issued):
+        reply = await requester.request(LOCK_BASE + "query", {}, auth=case.authentication(), trace_id=case.name)
+        assert reply["traceId"] == case.name
+        verdicts[case.name] = reply["status"], reply["payload"].get("errorMessage") if reply["status"] != 200 else None
+    expected = {case.name: (200, None) if case.accepted else (401, f"Unauthenticated access attempt: {LOCK_BASE}")
+                for case in chain_cases(certificate_service.certs.ca_issued)}
+    assert verdicts == expected
+
+
+async def https_verdict(url: str, ca: Path, case: ChainCase, directory: Path) -> int | str:
+    """The status of a lock query over HTTPS presenting the chain, or the TLS failure."""
+    pair = case.write(directory)
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(pair.cert, pair.key)
+    async with httpx.AsyncClient(base_url=url, verify=context, timeout=10.0) as client:
+        try:
+            response = await client.post("/serviceorchestration/orchestration/mgmt/lock/query", json={})
+        except (httpx.TransportError, ssl.SSLError) as error:
+            return f"handshake refused: {type(error).__name__}"
+    return response.status_code
+
+
+async def test_https_and_mqtt_accept_the_same_chains(certificate_service: CertificatePolicyService,
+                                                     tmp_path: Path) -> None:
+    """Parity, against the running service: each chain case over HTTPS (OpenSSL verifies it in the
+    handshake) and over MQTT (the path validator) is either served on both or refused on both."""
+    certs, requester = certificate_service.certs, certificate_service.requester
+    url = certificate_service.running.http_urls[0]
+    assert url.startswith("https://")
+    mismatches = []
+    for case in chain_cases(certs.ca_issued):
+        over_https = await https_verdict(url, certs.ca, case, tmp_path)
+        over_mqtt = (await requester.request(LOCK_BASE + "query", {}, auth=case.authentication()))["status"]
+        https_served, mqtt_served = over_https == 200, over_mqtt == 200
+        if not (https_served == mqtt_served == case.accepted):
+            mismatches.append((case.name, over_https, over_mqtt))
+        if not https_served:
+            assert over_https != 403, case.name  # refused as unauthenticated, never as someone else
+    assert mismatches == []

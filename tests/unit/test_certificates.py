@@ -10,10 +10,20 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from tests.certs import CertSet, make_cert_set
+from tests.certs import (
+    CA_USAGE,
+    CertSet,
+    ChainCase,
+    Pair,
+    chain_cases,
+    intermediate,
+    make_cert_set,
+    operator_below,
+    shaped,
+)
 from transports.certificates import (
     CertificateIdentity,
     CertificatePolicy,
@@ -29,7 +39,8 @@ from transports.certificates import (
     in_cloud,
     requester_of,
 )
-from transports.certs_tool import arrowhead_cn, issue, make_ca
+from transports.certs_tool import Issued, arrowhead_cn, issue, make_ca
+from transports.client_chains import MAX_AUTHENTICATION_CHARS, MAX_CERTIFICATES, distinct_issuers
 from transports.errors import ArrowheadError
 from transports.identity import Requester
 
@@ -170,21 +181,26 @@ def test_decode_authentication_key_refuses(key: str) -> None:
         decode_authentication_key(key)
 
 
+def load(pair: Pair) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pair.pem())
+
+
 def test_trust_store(certs: CertSet) -> None:
     now = datetime.now(UTC)
     store = TrustStore([certs.ca_issued.certificate])
-    load = lambda pair: x509.load_pem_x509_certificate(pair.pem())  # noqa: E731
-    store.verify([load(certs.system)], now)
-    store.verify([load(certs.system)], now)  # cached: still fine
-    with pytest.raises(UntrustedCertificate, match="is not valid at"):
-        store.verify([load(certs.system)], now + timedelta(days=400))  # the cache does not skip the dates
-    with pytest.raises(UntrustedCertificate, match="is not valid at"):
+    verified = store.verify([load(certs.system)], now)
+    assert verified.leaf == load(certs.system)
+    assert verified.valid_until == min(load(certs.system).not_valid_after_utc, certs.ca_issued.certificate.not_valid_after_utc)
+    with pytest.raises(UntrustedCertificate, match="not valid at validation time"):
+        store.verify([load(certs.system)], now + timedelta(days=400))
+    with pytest.raises(UntrustedCertificate, match="not valid at validation time"):
         store.verify([load(certs.expired)], now)
-    with pytest.raises(UntrustedCertificate, match="not issued by a trusted CA"):
+    with pytest.raises(UntrustedCertificate, match="signature does not match"):
         store.verify([load(certs.impostor)], now)  # a CA with our CA's name, but another key
-    with pytest.raises(UntrustedCertificate, match="not issued by a trusted CA"):
+    with pytest.raises(UntrustedCertificate, match="CN=TemperatureManager"):
         store.verify([load(certs.stranger)], now)
-    store.verify([certs.ca_issued.certificate], now)  # a trusted certificate itself
+    with pytest.raises(UntrustedCertificate, match="cA must not be asserted"):
+        store.verify([certs.ca_issued.certificate], now)  # a CA is no client certificate (OpenSSL: no identity)
 
 
 def test_trust_store_with_intermediates() -> None:
@@ -193,7 +209,8 @@ def test_trust_store_with_intermediates() -> None:
     cloud = make_ca(issuer=root)  # TestCloud.Company.arrowhead.eu, signed by the root
     member = issue(cloud, arrowhead_cn("Member"), ProfileType.SYSTEM)
     TrustStore([root.certificate]).verify([member.certificate, cloud.certificate], now)
-    with pytest.raises(UntrustedCertificate, match="not issued by a trusted CA"):
+    TrustStore([root.certificate]).verify([member.certificate, root.certificate, cloud.certificate], now)  # any order
+    with pytest.raises(UntrustedCertificate, match="candidates exhausted"):
         TrustStore([root.certificate]).verify([member.certificate], now)  # the intermediate is missing
     # partial chain: the local cloud CA alone is a trust anchor, as in the reference's truststores
     TrustStore([cloud.certificate]).verify([member.certificate], now)
@@ -203,6 +220,109 @@ def test_trust_store_with_intermediates() -> None:
     fake = issue(direct, arrowhead_cn("Fake"), ProfileType.SYSTEM)
     with pytest.raises(UntrustedCertificate):
         TrustStore([root.certificate]).verify([fake.certificate, direct.certificate], now)
+
+
+CASES_CA = make_ca()
+
+
+@pytest.mark.parametrize("case", chain_cases(CASES_CA), ids=lambda case: case.name)
+def test_chain_profile(case: ChainCase) -> None:
+    """Every attacker's chain (tests/certs.py) gets its verdict from the path validator: an issuer must be a
+    CA with keyCertSign, the client certificate fit for clientAuth, everything valid now."""
+    store = TrustStore([CASES_CA.certificate])
+    chain = [item.certificate for item in case.chain]
+    if case.accepted:
+        assert store.verify(chain, datetime.now(UTC)).leaf == chain[0]
+    else:
+        with pytest.raises(UntrustedCertificate):
+            store.verify(chain, datetime.now(UTC))
+
+
+def test_authentication_key_bounds(certs: CertSet, policy: CertificatePolicy) -> None:
+    """At most MAX_AUTHENTICATION_CHARS characters and MAX_CERTIFICATES certificates, refused before any
+    certificate is parsed (a 9.4 MB field of 16,000 decoys cost 1.9 s per message before)."""
+    operator = certs.operator.pem()
+    padded = operator + b"#" * (MAX_AUTHENTICATION_CHARS * 3 // 4 - len(operator))  # text outside PEM blocks is ignored
+    assert len(b64(padded)) <= MAX_AUTHENTICATION_CHARS
+    assert mqtt(b64(padded), policy) == Requester("Operator", sysop=True)
+    with pytest.raises(InvalidAuthenticationKey, match="more than 65536"):
+        decode_authentication_key(b64(padded + b"###"))
+    ca = certs.ca.read_bytes()
+    assert len(decode_authentication_key(b64(operator + ca * (MAX_CERTIFICATES - 1)))) == MAX_CERTIFICATES
+    with pytest.raises(InvalidAuthenticationKey, match=f"{MAX_CERTIFICATES + 1} certificates, more than {MAX_CERTIFICATES}"):
+        decode_authentication_key(b64(operator + ca * MAX_CERTIFICATES))
+    unterminated = b"-----BEGIN CERTIFICATE-----" * 1500  # no END: a regex would scan the rest each time
+    with pytest.raises(InvalidAuthenticationKey, match=f"1500 certificates, more than {MAX_CERTIFICATES}"):
+        decode_authentication_key(b64(unterminated))
+    for key in (b64(padded + b"###"), b64(operator + ca * MAX_CERTIFICATES)):
+        with pytest.raises(ArrowheadError) as caught:
+            mqtt(key, policy)
+        assert (caught.value.status, caught.value.message) == (401, "Invalid authentication key has been provided")
+
+
+def self_issued_copies(ca: Issued, count: int) -> list[x509.Certificate]:
+    """`count` CA certificates with `ca`'s subject and key, each naming that subject as its issuer."""
+    now = datetime.now(UTC)
+    original = ca.certificate
+    copies = []
+    for _ in range(count):
+        builder = (x509.CertificateBuilder().subject_name(original.subject).issuer_name(original.subject)
+                   .public_key(original.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1)))
+        for extension in original.extensions:
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+        copies.append(builder.sign(ca.key, hashes.SHA256()))
+    return copies
+
+
+def test_one_issuer_per_subject_and_key(certs: CertSet) -> None:
+    """Intermediates with the same subject and key are interchangeable to path building, and a ladder of
+    them made it try every order (~130 ms per message with P-521 keys): one is kept, the one valid now
+    that expires last."""
+    now = datetime.now(UTC)
+    current = intermediate(certs.ca_issued)
+    other_key = shaped(certs.ca_issued, "Sub.TestCloud.Company.arrowhead.eu", ProfileType.LOCAL_CLOUD, ca=True,
+                       key_usage=CA_USAGE, extended_key_usage=None, san=False, not_before=now - timedelta(days=9),
+                       not_after=now - timedelta(days=1))  # same subject, another key: kept, though expired
+    shorter = self_issued_copies(current, 1)[0]  # same subject and key as `current`, expires sooner
+    kept = distinct_issuers([shorter, other_key.certificate, current.certificate], now)
+    assert kept == [current.certificate, other_key.certificate]
+    ladder = self_issued_copies(current, 4)
+    assert len(distinct_issuers(ladder, now)) == 1
+    leaf = operator_below(Issued(ladder[0], current.key))
+    with pytest.raises(UntrustedCertificate):  # the ladder never reaches our CA: refused, after few checks
+        TrustStore([certs.ca_issued.certificate]).verify([leaf.certificate, *ladder], now)
+    # with the real intermediate among them, the chain is found
+    TrustStore([certs.ca_issued.certificate]).verify([leaf.certificate, *ladder, current.certificate], now)
+
+
+def test_large_rsa_keys_are_refused(certs: CertSet, policy: CertificatePolicy) -> None:
+    """Each signature check costs more with a longer RSA key, and path building may make up to ~128 of
+    them: certificates in MQTT requests have RSA keys of at most MAX_RSA_BITS bits."""
+    big = shaped(certs.ca_issued, arrowhead_cn("Operator"), ProfileType.OPERATOR, key="rsa-4160")
+    with pytest.raises(UntrustedCertificate, match="RSA key of 4160 bits, more than 4096"):
+        TrustStore([certs.ca_issued.certificate]).verify([big.certificate], datetime.now(UTC))
+    fine = shaped(certs.ca_issued, arrowhead_cn("Operator"), ProfileType.OPERATOR, key="rsa-4096")
+    TrustStore([certs.ca_issued.certificate]).verify([fine.certificate], datetime.now(UTC))
+
+
+def test_verified_chains_are_cached_with_their_validity(certs: CertSet) -> None:
+    """A chain that verified is remembered by its field, bounded, and its dates are checked on every use;
+    a chain that failed is not remembered."""
+    now = datetime.now(UTC)
+    store = TrustStore([certs.ca_issued.certificate], cache_size=3)
+    key = certs.system.authentication()
+    first = store.verify_key(key, now)
+    assert store.verify_key(key, now) is first  # from the cache
+    with pytest.raises(UntrustedCertificate, match="not valid at validation time"):
+        store.verify_key(key, now + timedelta(days=400))
+    with pytest.raises(UntrustedCertificate):
+        store.verify_key(certs.impostor.authentication(), now)
+    assert store.cached_chains == 1
+    pem = certs.system.pem()
+    for extra in range(5):  # the same chain, spelled differently: each its own entry, at most cache_size
+        store.verify_key(b64(pem + b"#" * extra), now)
+    assert store.cached_chains == 3
 
 
 def mqtt(key: str | None, policy: CertificatePolicy, now: datetime | None = None) -> Requester:

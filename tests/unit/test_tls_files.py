@@ -3,6 +3,7 @@ and the CLI prints it as one `lockstore: …` line (exit 2), before the log is t
 
 from __future__ import annotations
 
+import logging
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.certs import CertSet, make_cert_set
+from tests.certs import CertSet, make_cert_set, shaped
 from transports.certificates import ProfileType
 from transports.certs_tool import issue
 from transports.cli import main
@@ -147,3 +148,44 @@ def test_cli_refuses_to_start_without_traceback(certs: CertSet, tmp_path: Path, 
     assert main(["serve", "--data-dir", str(data), "--mqtt-url", "https://broker"]) == 2
     assert "unsupported MQTT broker URL 'https://broker'" in capsys.readouterr().err
     assert not data.exists()
+
+
+def test_trust_file_with_a_certificate_that_cannot_issue(certs: CertSet, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """HTTPS and MQTT check chains RFC 5280-strictly: a tls_ca certificate that is no proper CA would
+    silently refuse every client it issued, so start-up says which one and why."""
+    lax = shaped(certs.ca_issued, "Lax.Company.arrowhead.eu", ProfileType.LOCAL_CLOUD, ca=True, ca_critical=False,
+                 key_usage=("digital_signature",), subject_key_id=False)
+    trust = tmp_path / "trust.pem"
+    trust.write_bytes(certs.ca.read_bytes() + lax.certificate_pem())
+    caplog.set_level(logging.WARNING, logger="lockstore.tls")
+    setup = https_setup(tls(certs, tls_ca=str(trust), tls_client_auth="optional"))
+    assert setup is not None and setup.context.verify_flags & ssl.VERIFY_X509_STRICT
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [f"tls_ca {trust}: certificate CN=Lax.Company.arrowhead.eu is not an RFC 5280 CA "
+                        "(BasicConstraints not marked critical; KeyUsage without keyCertSign; no subjectKeyIdentifier): "
+                        "client certificates it issued are refused over HTTPS and MQTT"]
+
+
+def test_request_signature_settings(certs: CertSet) -> None:
+    """mqtt_request_signatures needs the certificate policy (the signature is made with the certificate's
+    key); the window is 1 to 3600 seconds; each refusal is one line naming the setting."""
+    policy = {"tls_ca": str(certs.ca), "tls_client_auth": "optional", "authentication_policy": "certificate"}
+    setup = https_setup(tls(certs, **policy, mqtt_request_signatures="required", mqtt_signature_window=10))
+    assert setup is not None and setup.trust is not None and setup.trust.request_signatures is not None
+    assert setup.trust.request_signatures.window == 10
+    off = https_setup(tls(certs, **policy))
+    assert off is not None and off.trust is not None and off.trust.request_signatures is None
+    refused(Settings(mqtt_request_signatures="required"),
+            "mqtt_request_signatures 'required' needs authentication_policy 'certificate'")
+    for window in (0, -5, 3601):
+        refused(tls(certs, **policy, mqtt_signature_window=window),
+                f"mqtt_signature_window {window}: must be 1 to 3600 seconds")
+
+
+def test_request_signature_setting_on_the_command_line(certs: CertSet, capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    assert main(["serve", "--data-dir", str(tmp_path / "data"), "--mqtt-request-signatures", "required"]) == 2
+    assert capsys.readouterr().err.strip() == ("lockstore: refusing to start: mqtt_request_signatures 'required' needs "
+                                               "authentication_policy 'certificate' (a request is signed with the "
+                                               "key of the certificate in its authentication field)")
