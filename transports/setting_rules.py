@@ -192,6 +192,8 @@ RULES: dict[str, Check] = {
     "tls_key": file_path,
     "tls_ca": file_path,
     "tls_client_auth": TYPE_ONLY,
+    "mqtt_request_signatures": TYPE_ONLY,
+    "mqtt_signature_window": between(1, 3600),  # seconds either side of the service's clock
     "mqtt_url": broker_url,
     "mqtt_client_id": all_of(not_blank, mqtt_text),
     "mqtt_username": all_of(not_blank, mqtt_text),
@@ -246,12 +248,20 @@ def _certificate_policy_needs_tls(settings: Settings) -> str | None:
     return None
 
 
+def _signatures_need_certificates(settings: Settings) -> str | None:
+    if settings.mqtt_request_signatures == "required" and settings.authentication_policy != "certificate":
+        return ("mqtt_request_signatures 'required' needs authentication_policy 'certificate' (a request is signed "
+                "with the key of the certificate in its authentication field)")
+    return None
+
+
 COMBINATIONS: list[SettingsCheck] = [
     _pair("tls_cert", "tls_key", "give both to serve HTTPS, or neither"),
     _pair("mqtt_tls_cert", "mqtt_tls_key", "give both, or neither"),
     _whitelist_needed,
     _client_auth_needs_https,
     _certificate_policy_needs_tls,
+    _signatures_need_certificates,
 ]
 
 

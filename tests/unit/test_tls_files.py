@@ -186,6 +186,6 @@ def test_request_signature_settings(certs: CertSet) -> None:
 def test_request_signature_setting_on_the_command_line(certs: CertSet, capsys: pytest.CaptureFixture[str],
                                                        tmp_path: Path) -> None:
     assert main(["serve", "--data-dir", str(tmp_path / "data"), "--mqtt-request-signatures", "required"]) == 2
-    assert capsys.readouterr().err.strip() == ("lockstore: refusing to start: mqtt_request_signatures 'required' needs "
+    assert capsys.readouterr().err.strip() == ("lockstore: invalid setting: mqtt_request_signatures 'required' needs "
                                                "authentication_policy 'certificate' (a request is signed with the "
                                                "key of the certificate in its authentication field)")
