@@ -61,6 +61,7 @@ from transports.mqtt_inbox import Inbox
 from transports.mqtt_paho import GatedClient, OversizePacket
 from transports.mqtt_topics import shown
 from transports.mqtt_types import (
+    MQTT_MAX_PACKET,
     PACKET_HEADROOM,
     IncomingMessage,
     MessageProperties,
@@ -118,7 +119,8 @@ class MqttSession:
         self._s = settings
         self._v5 = settings.protocol == "5"
         self._client_id = settings.client_id or generated_client_id()
-        self._max_packet = None if settings.max_message_bytes is None else settings.max_message_bytes + PACKET_HEADROOM
+        self._max_packet = (None if settings.max_message_bytes is None
+                            else min(settings.max_message_bytes + PACKET_HEADROOM, MQTT_MAX_PACKET))
         self._inbox = Inbox(settings.max_buffered, settings.max_message_bytes)
         self._client = self._make_client()
         self._write_lot = trio.lowlevel.ParkingLot()  # the writer waiting for outgoing bytes

@@ -12,6 +12,7 @@ from typing import Literal
 # Room for a PUBLISH's topic, packet id and MQTT 5 properties (a Response Topic and Correlation Data
 # of up to 64 KiB each) on top of its payload.
 PACKET_HEADROOM = 256 * 1024
+MQTT_MAX_PACKET = 268_435_455  # the largest remaining length MQTT can express
 
 
 def generated_client_id() -> str:
