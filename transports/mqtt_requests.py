@@ -136,7 +136,7 @@ class MqttDispatcher:
             name, origin = route(topic, self.prefix)
         except Unroutable:
             self.unparseable += 1
-            log.warning("message on unserved topic %r dropped", topic)
+            log.warning("message on unserved topic %s dropped", shown(topic))
             return None
         try:
             template = _template_decoder.decode(body)
