@@ -32,7 +32,9 @@ def reply_topic_problem(topic: str) -> str | None:
         return "is empty"
     if len(topic) > MAX_TOPIC_BYTES:  # every character takes at least one byte: too long, whatever it holds
         return f"is longer than {MAX_TOPIC_BYTES} bytes"
-    refused = _REFUSED.search(topic)
+    # The usual case first: ASCII, where printable means no control character (a few µs less per request).
+    clean = topic.isascii() and topic.isprintable() and "+" not in topic and "#" not in topic
+    refused = None if clean else _REFUSED.search(topic)
     if refused is not None:
         char = refused.group()
         if char in "+#":
