@@ -44,7 +44,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mqtt_request_signatures: Literal["off", "required"] = "off"
     mqtt_signature_window: int = 30
     mqtt_url: str | None = None
-    mqtt_client_id: str = "lockstore"
+    mqtt_client_id: str | None = None  # None: lockstore-<host>-<random>, new at every start
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_keepalive: int = 30
@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mqtt_tls_cert: str | None = None
     mqtt_tls_key: str | None = None
     mqtt_tls_verify_hostname: bool = True
+    # MQTT hardening (issue 12): request size, reply-topic prefix.
+    mqtt_max_request_bytes: int = 1 << 20
+    mqtt_reply_topic_prefix: str | None = None
 
 
 HELP: dict[str, str] = {
@@ -89,7 +92,8 @@ HELP: dict[str, str] = {
     "(either way); a signed request is accepted once within it (1 to 3600)",
     "mqtt_url": "broker to serve MQTT requests through, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883 "
     "(unset = MQTT off)",
-    "mqtt_client_id": "MQTT client id",
+    "mqtt_client_id": "MQTT client id (unset: lockstore-<host>-<random>, unique per start; a fixed id must differ "
+    "between instances, or the broker keeps handing the session from one to the other)",
     "mqtt_username": "MQTT user name",
     "mqtt_password": "MQTT password",
     "mqtt_keepalive": "MQTT keep-alive in seconds",
@@ -100,6 +104,10 @@ HELP: dict[str, str] = {
     "mqtt_tls_cert": "PEM client certificate for an mqtts:// broker (default: tls_cert)",
     "mqtt_tls_key": "PEM private key of mqtt_tls_cert (default: tls_key)",
     "mqtt_tls_verify_hostname": "check that the broker's certificate names the host of mqtt_url",
+    "mqtt_max_request_bytes": "largest MQTT request payload; bigger ones are dropped unread (counted and logged). "
+    "MQTT 5 also tells the broker, which then does not send them",
+    "mqtt_reply_topic_prefix": "if set, replies go only to this topic or below it (like the filter <prefix>/#); a "
+    "request with another reply topic is not executed (counted and logged). Unset: any topic (reference behaviour)",
 }
 
 _LIST_FIELDS = {"management_whitelist"}

@@ -295,4 +295,20 @@ class _ServiceCollector(Collector):
                        server.publish_failures)
         yield _counter("lockstore_mqtt_handler_errors", "Requests whose handling raised (answered by nobody)",
                        server.handler_errors)
+        dropped = CounterMetricFamily("lockstore_mqtt_dropped", "Requests dropped unexecuted and unanswered, by "
+                                      "reason: reply_topic_invalid (nothing can be published there), "
+                                      "reply_topic_not_allowed (outside mqtt_reply_topic_prefix), retained, "
+                                      "too_large (over mqtt_max_request_bytes), unreadable (paho could not "
+                                      "decode it)", labels=["reason"])
+        for reason, count in (("reply_topic_invalid", server.dispatcher.refused_reply_topics),
+                              ("reply_topic_not_allowed", server.dispatcher.disallowed_reply_topics),
+                              ("retained", server.dropped_retained), ("too_large", session.dropped_too_large),
+                              ("unreadable", session.dropped_unreadable)):
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield _counter("lockstore_mqtt_replies_given_up", "QoS 1/2 replies dropped from the resend queue: the broker "
+                       "closed the link twice in a row while waiting to acknowledge them", session.given_up)
+        yield _counter("lockstore_mqtt_session_taken_over", "Times the broker took the session away: MQTT 5 "
+                       "DISCONNECT 'Session taken over', or (3.1.1) links lost soon after connecting, 3 or more in "
+                       "a row (another client with the same client id?)", session.taken_over)
 

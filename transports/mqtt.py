@@ -4,6 +4,10 @@ them to the dispatcher and publish the replies.
 A fixed pool (not a task per message) bounds concurrency and memory: when every worker is busy,
 the session's bounded buffer fills and it stops reading the socket — backpressure reaches the
 broker instead of piling up here. Many workers mean one slow request does not hold up others.
+
+No single message can stop the service: whatever handling or publishing one message raises ends that
+message only (counted, logged). Retained messages are not requests: a retained request would run again
+on every (re)subscribe, so they are ignored (counted, logged with how to clear them).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import trio
 
 from transports.logging_setup import redact_url
 from transports.mqtt_requests import MqttDispatcher, Reply, request_topics
-from transports.mqtt_session import MessageProperties, MqttError, MqttSession, MqttSettings
+from transports.mqtt_session import IncomingMessage, MessageProperties, MqttError, MqttSession, MqttSettings
+from transports.mqtt_topics import ReplyTopicRule, prefix_setting_problem, shown
 
 log = logging.getLogger("lockstore.mqtt")
 
@@ -39,6 +44,14 @@ class MqttUrlError(ValueError):
         super().__init__(f"unsupported MQTT broker URL {shown!r}: {reason}" if unsupported
                          else f"MQTT broker URL {shown!r}: {reason}")
         self.reason = reason
+
+
+class MqttSettingError(MqttUrlError):
+    """Another MQTT setting the service cannot run with (a MqttUrlError, so start-up reports it the same way)."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.reason = message
 
 
 def uses_tls(url: str) -> bool:
@@ -78,24 +91,36 @@ class MqttServer:
         self.handled = 0
         self.publish_failures = 0
         self.handler_errors = 0
+        self.dropped_retained = 0
         self.on_request: RequestHook | None = None
         self._stopping = False
         self._receiving: set[trio.CancelScope] = set()  # workers waiting for a message
 
     @classmethod
-    def from_url(cls, url: str, dispatcher: MqttDispatcher, *, client_id: str, username: str | None,
+    def from_url(cls, url: str, dispatcher: MqttDispatcher, *, client_id: str | None, username: str | None,
                  password: str | None, keepalive: int, protocol: Literal["5", "3.1.1"] = "5",
+                 max_request_bytes: int | None = 1 << 20, reply_topic_prefix: str | None = None,
                  max_buffered: int = 256, workers: int = 32, tls: ssl.SSLContext | None = None) -> MqttServer:
-        """`tls` is used for mqtts:// URLs (default: the system's CAs, hostname checked), ignored for mqtt://."""
+        """`tls` is used for mqtts:// URLs (default: the system's CAs, hostname checked), ignored for mqtt://.
+        `client_id` None or empty: a unique `lockstore-<host>-<random>`. `reply_topic_prefix` restricts
+        where `dispatcher` sends replies; `max_request_bytes` drops bigger requests unread."""
         host, port = parse_broker_url(url)
+        if max_request_bytes is not None and max_request_bytes < 1:
+            raise MqttSettingError(f"mqtt_max_request_bytes must be at least 1, not {max_request_bytes}")
+        if reply_topic_prefix is not None:
+            problem = prefix_setting_problem(reply_topic_prefix)
+            if problem is not None:
+                raise MqttSettingError(f"mqtt_reply_topic_prefix {shown(reply_topic_prefix)} {problem}")
+            dispatcher.reply_rule = ReplyTopicRule(reply_topic_prefix)
         if not uses_tls(url):
             tls = None
         elif tls is None:
             tls = ssl.create_default_context()
         settings = MqttSettings(
-            host=host, port=port, client_id=client_id, username=username, password=password,
+            host=host, port=port, client_id=client_id or "", username=username, password=password,
             keepalive=keepalive, protocol=protocol, max_buffered=max_buffered, tls=tls,
             subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
+            max_message_bytes=max_request_bytes,
         )
         return cls(settings, dispatcher, workers)
 
@@ -131,27 +156,44 @@ class MqttServer:
                     self._receiving.discard(waiting)
             if waiting.cancelled_caught:
                 return
-            props = message.properties
-            started = perf_counter()
-            try:
-                reply = await self.dispatcher.handle(
-                    message.topic, message.payload,
-                    props.response_topic if props else None, props.correlation_data if props else None,
-                )
-            except Exception:
-                # handle() answers every error itself; this is the last line of defence: one bad message
-                # must never take the worker pool (and with it the service) down.
-                self.handler_errors += 1
-                log.exception("unexpected error handling a message on %s; dropped", message.topic)
-                reply = None
-            self.handled += 1
-            if self.on_request is not None:
-                self.on_request(message.topic, reply, perf_counter() - started)
-            if reply is None:
+            if message.retain:
+                self.dropped_retained += 1
+                log.warning("retained message on %s ignored: a request must not be retained (it would run again "
+                            "at every subscribe). Clear it with an empty retained message: mosquitto_pub -r -n -t "
+                            "'%s'", message.topic, message.topic)
                 continue
-            properties = MessageProperties(correlation_data=reply.correlation_data) if reply.correlation_data else None
+            await self._serve(message)
+
+    async def _serve(self, message: IncomingMessage) -> None:
+        """One request: handle, account, answer. Whatever goes wrong ends this message only."""
+        props = message.properties
+        started = perf_counter()
+        try:
+            reply = await self.dispatcher.handle(
+                message.topic, message.payload,
+                props.response_topic if props else None, props.correlation_data if props else None,
+            )
+        except Exception:
+            # handle() answers every error itself; this is the last line of defence: one bad message
+            # must never take the worker pool (and with it the service) down.
+            self.handler_errors += 1
+            log.exception("unexpected error handling a message on %s; dropped", message.topic)
+            reply = None
+        self.handled += 1
+        if self.on_request is not None:
             try:
-                await self.session.publish(reply.topic, reply.body, reply.qos, properties=properties)
-            except MqttError as error:
-                self.publish_failures += 1
-                log.warning("reply to %s not published: %s", reply.topic, error)
+                self.on_request(message.topic, reply, perf_counter() - started)
+            except Exception:
+                log.exception("MQTT request hook failed for a message on %s", message.topic)
+        if reply is None:
+            return
+        properties = MessageProperties(correlation_data=reply.correlation_data) if reply.correlation_data else None
+        try:
+            await self.session.publish(reply.topic, reply.body, reply.qos, properties=properties)
+        except MqttError as error:
+            self.publish_failures += 1
+            log.warning("reply to %s not published: %s", shown(reply.topic), shown(str(error)))
+        except Exception as error:  # e.g. paho's ValueError on a topic it cannot send: this reply only
+            self.publish_failures += 1
+            log.warning("reply to %s not published: %s: %s", shown(reply.topic), type(error).__name__,
+                        shown(str(error)))

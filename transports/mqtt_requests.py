@@ -3,7 +3,9 @@ dispatch to the same operations HTTP uses (ARROWHEAD-REFERENCE.md §1.5, DECISIO
 MQTT rows of "accept both spellings").
 
 `handle()` turns one received message into at most one reply to publish; the MQTT session module
-does the network part.
+does the network part. The reply topic is checked before anything runs (mqtt_topics): a request whose
+reply topic cannot be published to, or lies outside the allowed prefix, is not executed and gets no
+reply; it is counted and logged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import msgspec
 from transports.certificates import CertificatePolicy, MqttRequest, authenticate_mqtt_certificate
 from transports.errors import ArrowheadError, ExceptionType, invalid
 from transports.identity import ManagementPolicy, Requester, authenticate_mqtt, authorize_management
+from transports.mqtt_topics import ReplyTopicRule, reply_topic_problem, shown
 from transports.operations import ECHO_REPLY, Operations, Result, decode_payload
 
 log = logging.getLogger("lockstore.mqtt")
@@ -116,11 +119,15 @@ def _error_reply(error: ArrowheadError, origin: str, trace_id: str | None, recei
 class MqttDispatcher:
     """Decode → authenticate → authorise → operation → response template."""
 
-    def __init__(self, operations: Operations, access: MqttAccess, prefix: str) -> None:
+    def __init__(self, operations: Operations, access: MqttAccess, prefix: str,
+                 reply_rule: ReplyTopicRule | None = None) -> None:
         self.operations = operations
         self.access = access
         self.prefix = prefix
+        self.reply_rule = reply_rule or ReplyTopicRule()  # mqtt_reply_topic_prefix (MqttServer.from_url)
         self.unparseable = 0  # messages dropped because no reply could be addressed
+        self.refused_reply_topics = 0  # not executed: nothing can be published to the reply topic
+        self.disallowed_reply_topics = 0  # not executed: the reply topic is outside the allowed prefix
 
     async def handle(self, topic: str, body: bytes, response_topic_property: str | None = None,
                      correlation_data: bytes | None = None) -> Reply | None:
@@ -129,7 +136,7 @@ class MqttDispatcher:
             name, origin = route(topic, self.prefix)
         except Unroutable:
             self.unparseable += 1
-            log.warning("message on unserved topic %r dropped", topic)
+            log.warning("message on unserved topic %s dropped", shown(topic))
             return None
         try:
             template = _template_decoder.decode(body)
@@ -143,6 +150,8 @@ class MqttDispatcher:
         qos = template.qosRequirement if template.qosRequirement is not None else 0
         if not response_topic or not response_topic.strip():
             log.info("request on %s has no responseTopic: it is handled, but nobody gets a reply", topic)
+        elif self._refuses_reply_topic(response_topic, topic, template.traceId):
+            return None
         if qos not in (0, 1, 2):
             return self._reply_or_none(
                 _error_reply(invalid(f"Unknown MQTT QoS value: {qos}"), origin, template.traceId, None,
@@ -186,12 +195,28 @@ class MqttDispatcher:
                 trace_id = partial.traceId
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass
-        if not response_topic:
+        if not response_topic or not response_topic.strip():
             self.unparseable += 1
-            log.warning("unparseable request on %s dropped (no readable responseTopic): %s", origin, error)
+            log.warning("unparseable request on %s dropped (no readable responseTopic): %s", origin, shown(str(error)))
+            return None
+        if self._refuses_reply_topic(response_topic, origin, trace_id):
             return None
         reply = invalid(f"Could not parse request. Reason: {error}")
         return _error_reply(reply, origin, trace_id, None, response_topic, 0, correlation_data)
+
+    def _refuses_reply_topic(self, reply_topic: str, topic: str, trace_id: str | None) -> bool:
+        """Count and log a reply topic the request must not run with (see the module doc)."""
+        problem = reply_topic_problem(reply_topic)
+        if problem is None and self.reply_rule.allows(reply_topic):
+            return False
+        if problem is None:
+            self.disallowed_reply_topics += 1
+            problem = f"is outside the allowed reply-topic prefix {self.reply_rule.prefix!r}"
+        else:
+            self.refused_reply_topics += 1
+        log.warning("request on %s not executed and not answered: its reply topic %s %s (traceId %s)",
+                    topic, shown(reply_topic), problem, shown(trace_id))
+        return True
 
     def _authenticate(self, authentication: str | None, topic: str, request: MqttRequest) -> Requester:
         if self.access.certificate is None:

@@ -20,13 +20,20 @@ Delivery guarantees (what the consumer of `receive()` / `async for` sees):
 Outgoing: `publish()` at QoS 0 returns when the bytes are in the kernel; at QoS 1/2 as soon as paho
 has the message (it is written at once unless paho's window of 20 unacknowledged messages is full).
 paho finishes the PUBACK / PUBREC-PUBREL-PUBCOMP exchange in the background and re-sends what is not
-acknowledged after a reconnect (marked DUP), so outgoing QoS 1/2 is at least once. publish() does NOT
+acknowledged after a reconnect (marked DUP), so outgoing QoS 1/2 is at least once — except a message
+the broker refuses by dropping the link (e.g. over its `max_packet_size`), which paho would re-send
+forever: once it was the oldest unacknowledged message at `give_up_after_losses` link losses in a row,
+it is dropped from paho's queue, counted (`given_up`) and logged (mqtt_watch). publish() does NOT
 wait for the broker's ack on purpose: acks arrive on the same socket as requests, behind them, so a
 consumer that waited for one while the buffer is full (reads paused) would wait forever.
 
-Backpressure: paho's on_message only appends to a bounded buffer. While the buffer is full no byte is
+Backpressure: paho's on_message only appends to a bounded buffer (mqtt_inbox). While the buffer is full no byte is
 read from the socket, so TCP flow control pushes back on the broker. A consumer that keeps the buffer
 full for longer than `keepalive` makes paho miss the PINGRESP and drop the link (then we reconnect).
+
+Incoming payloads over `max_message_bytes` are dropped (counted); MQTT 5 tells the broker the limit on
+CONNECT, and bigger packets are skipped at the socket, never held whole (mqtt_paho). The broker taking
+the session away (another client with our id) is counted and warned about (mqtt_watch).
 
 Exceptions raised by our paho callbacks are not suppressed (`suppress_exceptions = False`): they come
 out of `loop_read`/`loop_write`, fail the connection's nursery and make `run()` raise (and log).
@@ -34,16 +41,14 @@ out of `loop_read`/`loop_write`, fail the connection's nursery and make `run()` 
 
 from __future__ import annotations
 
-import collections
-import errno
 import logging
 import random
-import secrets
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as paho
 import trio
@@ -52,6 +57,29 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from transports.mqtt_inbox import Inbox
+from transports.mqtt_paho import GatedClient, OversizePacket
+from transports.mqtt_topics import shown
+from transports.mqtt_types import (
+    MQTT_MAX_PACKET,
+    PACKET_HEADROOM,
+    IncomingMessage,
+    MessageProperties,
+    MqttConnectionLostError,
+    MqttError,
+    MqttNotConnectedError,
+    MqttSessionClosedError,
+    MqttSettings,
+    MqttSubscribeError,
+    generated_client_id,
+)
+from transports.mqtt_watch import SESSION_TAKEN_OVER, StuckPublishWatch, TakeoverWatch
+
+__all__ = [
+    "IncomingMessage", "MessageProperties", "MqttConnectionLostError", "MqttError", "MqttNotConnectedError",
+    "MqttSession", "MqttSessionClosedError", "MqttSettings", "MqttSubscribeError", "backoff_delay",
+]
+
 log = logging.getLogger("lockstore.mqtt")
 
 _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -59,105 +87,11 @@ _new_properties: Callable[[int], Properties] = Properties  # paho leaves its __i
 _MISC_INTERVAL = 1.0  # paho's own loop calls loop_misc about once a second (keepalive pings)
 
 
-class MqttError(Exception):
-    """Base of the errors this module raises."""
-
-
-class MqttNotConnectedError(MqttError):
-    """publish() while there is no ready connection; nothing was handed to paho."""
-
-
-class MqttConnectionLostError(MqttError):
-    """The link dropped before a QoS 0 message was completely written; it may or may not have gone."""
-
-
-class MqttSessionClosedError(MqttError):
-    """The session has ended (aclose, cancellation or failure of run())."""
-
-
-class MqttSubscribeError(MqttError):
-    """The broker refused one of the configured subscriptions (fatal: run() raises it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
-    """Everything the session needs. `subscriptions` are (topic filter, max QoS) pairs."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    client_id: str = ""  # empty: a random "lockstore-…" id, stable for the life of the session
-    username: str | None = None
-    password: str | None = None
-    keepalive: int = 60
-    clean_session: bool = True  # MQTT 5: the Clean Start flag
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    subscriptions: tuple[tuple[str, int], ...] = ()
-    max_buffered: int = 256  # received messages held for the consumer; the socket is not read beyond
-    reconnect_min: float = 0.5
-    reconnect_max: float = 30.0
-    connect_timeout: float = 5.0  # TCP/TLS connect, and again CONNACK + SUBACK
-    session_expiry: int = 0  # MQTT 5 with clean_session=False: Session Expiry Interval (s)
-    tls: ssl.SSLContext | None = None
-
-    def __post_init__(self) -> None:
-        if self.protocol not in ("3.1.1", "5"):
-            raise ValueError(f"protocol must be '3.1.1' or '5', not {self.protocol!r}")
-        if self.max_buffered < 1:
-            raise ValueError("max_buffered must be at least 1")
-        if not 0 < self.reconnect_min <= self.reconnect_max:
-            raise ValueError("need 0 < reconnect_min <= reconnect_max")
-        if self.keepalive < 0 or self.connect_timeout <= 0:
-            raise ValueError("keepalive must be >= 0 and connect_timeout > 0")
-        for topic, qos in self.subscriptions:
-            if not topic or qos not in (0, 1, 2):
-                raise ValueError(f"bad subscription {(topic, qos)!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class MessageProperties:
-    """The MQTT 5 request/response properties (spec 4.10); other properties are not exposed."""
-
-    response_topic: str | None = None
-    correlation_data: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    properties: MessageProperties | None  # None unless a Response Topic or Correlation Data came
-
-
 def backoff_delay(attempt: int, low: float, high: float, rand: Callable[[], float] = random.random) -> float:
     """Exponential backoff with "equal jitter": the ceiling doubles per attempt up to `high`, and the
     delay is drawn from [ceiling/2, ceiling] so that many clients restarted together spread out."""
     ceiling = min(high, low * 2.0 ** min(attempt, 32))
     return ceiling / 2 + ceiling / 2 * rand()
-
-
-class _GatedClient(paho.Client):
-    """paho's Client with a read gate, the one place we lean on paho internals.
-
-    `loop_read()` keeps parsing packets until the socket would block (up to one per message in
-    flight), so pausing *between* loop_read calls cannot bound the buffer. Every socket read goes
-    through `_sock_recv`; answering "would block" while the buffer is full makes paho stop after the
-    packet in hand and resume at the same byte later (it keeps partial packets between reads).
-    """
-
-    def __init__(self, read_allowed: Callable[[], bool], **kwargs: Any) -> None:
-        self._read_allowed = read_allowed
-        super().__init__(**kwargs)
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if not self._read_allowed():
-            raise BlockingIOError(errno.EAGAIN, "lockstore MQTT buffer is full")
-        return super()._sock_recv(bufsize)
-
-    def force_close(self) -> None:
-        """Close the socket now (paho has no public way when a DISCONNECT cannot be written)."""
-        self._sock_close()
 
 
 @dataclass(slots=True)
@@ -184,12 +118,11 @@ class MqttSession:
     def __init__(self, settings: MqttSettings) -> None:
         self._s = settings
         self._v5 = settings.protocol == "5"
-        self._client_id = settings.client_id or f"lockstore-{secrets.token_hex(6)}"
+        self._client_id = settings.client_id or generated_client_id()
+        self._max_packet = (None if settings.max_message_bytes is None
+                            else min(settings.max_message_bytes + PACKET_HEADROOM, MQTT_MAX_PACKET))
+        self._inbox = Inbox(settings.max_buffered, settings.max_message_bytes)
         self._client = self._make_client()
-        self._buffer: collections.deque[IncomingMessage] = collections.deque()
-        self._high_water = 0
-        self._data_lot = trio.lowlevel.ParkingLot()  # consumers waiting for a message
-        self._space_lot = trio.lowlevel.ParkingLot()  # the reader waiting for buffer space
         self._write_lot = trio.lowlevel.ParkingLot()  # the writer waiting for outgoing bytes
         self._state_lot = trio.lowlevel.ParkingLot()  # anyone waiting for a state change
         self._write_waiters: dict[int, _WriteWaiter] = {}  # by packet id
@@ -205,6 +138,11 @@ class MqttSession:
         self._finished = False
         self._close_requested = trio.Event()
         self._finished_event = trio.Event()
+        self._connack_at: float | None = None  # monotonic time of this connection's CONNACK
+        self._stuck = StuckPublishWatch[paho.MQTTMessage](settings.give_up_after_losses)
+        self._give_up: list[paho.MQTTMessage] = []  # dropped from paho's queue at the next CONNACK
+        self._takeover = TakeoverWatch()
+        self.given_up = 0  # outgoing QoS 1/2 messages dropped after link losses (StuckPublishWatch)
 
     # ---- public face -------------------------------------------------------------------------------
 
@@ -218,12 +156,22 @@ class MqttSession:
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._inbox)
 
     @property
     def buffered_high_water(self) -> int:
         """The most messages the buffer has ever held (never above `max_buffered`)."""
-        return self._high_water
+        return self._inbox.high_water
+
+    @property
+    def dropped_too_large(self) -> int:
+        """Received messages dropped for being over `max_message_bytes`."""
+        return self._inbox.dropped_too_large
+
+    @property
+    def dropped_unreadable(self) -> int:
+        """Received messages paho could not hand over (e.g. a topic that is not UTF-8)."""
+        return self._inbox.dropped_unreadable
 
     @property
     def unacknowledged(self) -> int:
@@ -234,6 +182,11 @@ class MqttSession:
     def connection_count(self) -> int:
         """How many times the session became ready (first connect + reconnects)."""
         return self._connections
+
+    @property
+    def taken_over(self) -> int:
+        """Times the broker took the session away (TakeoverWatch: MQTT 5 says so; 3.1.1 is inferred)."""
+        return self._takeover.taken_over
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, subscribe, and stay connected until aclose() or cancellation.
@@ -277,14 +230,7 @@ class MqttSession:
 
     async def receive(self) -> IncomingMessage:
         """The next message; trio.EndOfChannel once the session has ended and the buffer is empty."""
-        await trio.lowlevel.checkpoint()
-        while not self._buffer:
-            if self._finished:
-                raise trio.EndOfChannel
-            await self._data_lot.park()
-        message = self._buffer.popleft()
-        self._space_lot.unpark_all()
-        return message
+        return await self._inbox.receive()
 
     def messages(self) -> MqttSession:
         """`async for message in session.messages()` (the session is its own async iterator)."""
@@ -394,12 +340,16 @@ class MqttSession:
     def _blocking_connect(self) -> MQTTErrorCode:
         """Worker thread: TCP (+TLS) connect and CONNECT. Nothing else touches the client meanwhile."""
         s = self._s
+        self._client.forget_partial_packet()
         if not self._v5:
             return self._client.connect(s.host, s.port, s.keepalive)
         props = None
-        if not s.clean_session and s.session_expiry:
+        if (not s.clean_session and s.session_expiry) or self._max_packet is not None:
             props = _new_properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = s.session_expiry
+            if not s.clean_session and s.session_expiry:
+                props.SessionExpiryInterval = s.session_expiry
+            if self._max_packet is not None:  # the broker must not send us more (MQTT 5 spec 3.1.2.11.4)
+                props.MaximumPacketSize = self._max_packet
         return self._client.connect(s.host, s.port, s.keepalive, clean_start=s.clean_session,
                                     properties=props)
 
@@ -420,8 +370,7 @@ class MqttSession:
         client = self._client
         try:
             while client.socket() is sock:
-                while len(self._buffer) >= self._s.max_buffered:
-                    await self._space_lot.park()
+                await self._inbox.wait_for_room()
                 if not _has_tls_pending(sock):
                     await trio.lowlevel.wait_readable(sock)
                 client.loop_read()
@@ -483,16 +432,19 @@ class MqttSession:
         if self._unacked:
             log.warning("MQTT session ended with %d QoS 1/2 publishes unacknowledged", len(self._unacked))
             self._unacked.clear()
-        for lot in (self._data_lot, self._space_lot, self._state_lot, self._write_lot):
+        self._inbox.close()
+        for lot in (self._state_lot, self._write_lot):
             lot.unpark_all()
         self._finished_event.set()
 
     # ---- paho -------------------------------------------------------------------------------------
 
-    def _make_client(self) -> _GatedClient:
+    def _make_client(self) -> GatedClient:
         s = self._s
-        client = _GatedClient(
-            read_allowed=lambda: len(self._buffer) < s.max_buffered,
+        client = GatedClient(
+            read_allowed=self._inbox.has_room,
+            max_packet=self._max_packet,
+            on_oversize=self._on_oversize,
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             clean_session=None if self._v5 else s.clean_session,
@@ -511,7 +463,7 @@ class MqttSession:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
+        client.on_message = lambda client, userdata, message: self._inbox.admit(message)
         return client
 
     def _paho_properties(self, props: MessageProperties | None) -> Properties | None:
@@ -546,6 +498,8 @@ class MqttSession:
             return  # paho closes the socket; run() retries with backoff
         log.info("MQTT connected to %s:%d as %s (session present: %s)",
                  s.host, s.port, self.client_id, flags.session_present)
+        self._connack_at = time.monotonic()
+        self._drop_given_up()  # here, before paho re-sends its queue (and not while it walks that queue)
         if not s.subscriptions:
             self._became_ready()
             return
@@ -577,22 +531,43 @@ class MqttSession:
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags,
                        reason: ReasonCode, properties: Properties | None) -> None:
         s = self._s
+        connack_at, self._connack_at = self._connack_at, None
         if self._closing:
             log.info("MQTT disconnected from %s:%d", s.host, s.port)
-        else:
-            log.warning("MQTT connection to %s:%d lost: %s", s.host, s.port, reason)
+            return
+        log.warning("MQTT connection to %s:%d lost: %s", s.host, s.port, reason)
+        if connack_at is None:
+            return  # never accepted: nothing was sent on it
+        stuck = self._stuck.link_lost(self._client.oldest_unacknowledged())
+        if stuck is not None:
+            self._give_up.append(stuck)
+        # MQTT 5: the broker's DISCONNECT says why; 3.1.1 (or no DISCONNECT): TakeoverWatch infers it.
+        said = (reason.value == SESSION_TAKEN_OVER) if self._v5 and flags.is_disconnect_packet_from_server else None
+        warning = self._takeover.link_lost(time.monotonic(), time.monotonic() - connack_at, said)
+        if warning is not None:
+            how = ("it sent DISCONNECT \"Session taken over\"" if warning.stated else
+                   f"it closed the link {warning.early_losses} times in a row within "
+                   f"{self._takeover.early:.0f} s of connecting")
+            log.warning("MQTT broker %s:%d keeps taking the session of client id %r away (%s; %d time(s) since "
+                        "the last warning): another client is probably connected with the same client id. Give "
+                        "each lockstore instance its own mqtt_client_id, or leave it unset for a unique one",
+                        s.host, s.port, self.client_id, how, warning.events)
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        props = None
-        if message.properties is not None:
-            response_topic = getattr(message.properties, "ResponseTopic", None)
-            correlation = getattr(message.properties, "CorrelationData", None)
-            if response_topic is not None or correlation is not None:
-                props = MessageProperties(response_topic, correlation)
-        self._buffer.append(IncomingMessage(message.topic, bytes(message.payload), message.qos,
-                                            message.retain, props))
-        self._high_water = max(self._high_water, len(self._buffer))
-        self._data_lot.unpark()
+    def _drop_given_up(self) -> None:
+        for message in self._give_up:
+            if self._client.drop_outgoing(message):
+                self.given_up += 1
+                self._unacked.discard(message.mid)
+                log.warning("MQTT gave up a QoS %d message of %d bytes to %s: the broker dropped the link %d times "
+                            "in a row while it waited for its ack (the broker's log says why it refused it)",
+                            message.qos, len(message.payload), shown(message.topic), self._s.give_up_after_losses)
+        self._give_up.clear()
+        self._state_lot.unpark_all()
+
+    def _on_oversize(self, packet: OversizePacket) -> None:
+        head = packet.publish_head()
+        topic = head.topic.decode("utf-8", "replace") if head is not None else "?"
+        self._inbox.too_large(packet.length, topic, "packet")
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode,
                     properties: Properties | None) -> None:

@@ -126,6 +126,7 @@ async def run_service(
         mqtt = MqttServer.from_url(
             settings.mqtt_url, dispatcher, client_id=settings.mqtt_client_id, username=settings.mqtt_username,
             password=settings.mqtt_password, keepalive=settings.mqtt_keepalive, protocol=settings.mqtt_protocol,
+            max_request_bytes=settings.mqtt_max_request_bytes, reply_topic_prefix=settings.mqtt_reply_topic_prefix,
             tls=mqtt_tls,
         )
     monitor = wire_monitor(settings, app, wal, lock_actor, store_actor, mqtt)

@@ -145,6 +145,13 @@ def mqtt_topic_filter_free(value: str) -> str | None:
     return None
 
 
+def reply_topic_prefix(value: str) -> str | None:
+    """Where replies may go: a topic a reply could really be published to (see transports/mqtt_topics.py)."""
+    from transports.mqtt_topics import prefix_setting_problem
+
+    return prefix_setting_problem(value)
+
+
 def topic_prefix(value: str) -> str | None:
     """The request topic prefix: operation paths (`/orchestration/…`) are appended to it."""
     reason = mqtt_topic_filter_free(value)
@@ -205,6 +212,8 @@ RULES: dict[str, Check] = {
     "mqtt_tls_cert": file_path,
     "mqtt_tls_key": file_path,
     "mqtt_tls_verify_hostname": TYPE_ONLY,
+    "mqtt_max_request_bytes": at_least(1024),
+    "mqtt_reply_topic_prefix": reply_topic_prefix,
 }
 
 

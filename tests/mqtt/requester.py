@@ -14,11 +14,14 @@ import trio
 
 
 class Requester:
-    def __init__(self, host: str, port: int, protocol: int = paho.MQTTv311) -> None:
-        self.response_topic = f"test/replies/{uuid.uuid4().hex}"
+    def __init__(self, host: str, port: int, protocol: int = paho.MQTTv311, *, response_topic: str | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
+        self.response_topic = response_topic or f"test/replies/{uuid.uuid4().hex}"
         self.replies: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"req-{uuid.uuid4().hex[:8]}",
                                   protocol=protocol)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_message = lambda _c, _u, message: self.replies.put(message)
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda *_args: self.subscribed.set()

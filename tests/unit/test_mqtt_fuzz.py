@@ -3,8 +3,9 @@
 Whatever arrives on a request topic — random bytes, random JSON, templates with wrong types, deeply
 nested values — `MqttDispatcher.handle` must never raise, and must end in one of two ways: a reply
 (an Arrowhead response template; an error status carries an Arrowhead error body with a message), or
-no reply that is either a counted drop (`unparseable`) or a well-formed request that named no
-response topic (the reference answers those with silence too).
+no reply that is either a counted drop (`unparseable`, or `refused_reply_topics`: a reply topic nothing can be
+published to) or a well-formed request that named no response topic (the reference answers those with
+silence too).
 
 The dispatcher runs over a real service (log on disk, actors, operations) in a thread of its own;
 each example is one `trio.from_thread.run` into it. No mocks.
@@ -33,6 +34,7 @@ from transports.config import Settings
 from transports.errors import ExceptionType
 from transports.identity import ManagementPolicy
 from transports.mqtt_requests import MqttAccess, MqttDispatcher, MqttRequestTemplate, Reply, request_topics
+from transports.mqtt_topics import reply_topic_problem
 from transports.service import RunningService, run_service
 
 PREFIX = "arrowhead/serviceorchestration"
@@ -92,18 +94,21 @@ def _usable_topic(value: Any) -> bool:
 def check_outcome(served: Served, topic: str, body: bytes, response_topic: str | None = None) -> Reply | None:
     """Run one message and assert the contract of the module doc."""
     dropped_before = served.dispatcher.unparseable
+    refused_before = served.dispatcher.refused_reply_topics
     reply = served.handle(topic, body, response_topic)
     dropped = served.dispatcher.unparseable - dropped_before
+    refused = served.dispatcher.refused_reply_topics - refused_before
     if reply is None:
-        if dropped == 1:
+        if dropped + refused == 1:
             return None
-        assert dropped == 0
+        assert dropped == refused == 0
         # Not a drop: then it must have been a request that named nowhere to answer.
         template = msgspec.json.decode(body, type=MqttRequestTemplate)
         assert not _usable_topic(template.responseTopic) and not _usable_topic(response_topic), body[:200]
         return None
-    assert dropped == 0
+    assert dropped == refused == 0
     assert reply.topic.strip() and reply.qos in (0, 1, 2)
+    assert reply_topic_problem(reply.topic) is None  # never a reply to a topic nothing can be published to
     envelope = json.loads(reply.body)
     assert isinstance(envelope["status"], int)
     assert reply_status(reply.body) == envelope["status"]  # the access log's fast path agrees
@@ -158,7 +163,7 @@ templates = st.fixed_dictionaries({}, optional={
     "traceId": st.text(max_size=20) | json_values,
     "authentication": st.sampled_from(["SYSTEM//Sysop", "SYSTEM//sysop", "SYSTEM//Other", "Sysop", "", "SYSTEM//"])
     | json_values,
-    "responseTopic": st.just(REPLY_TOPIC) | st.sampled_from(["", "  "]) | json_values,
+    "responseTopic": st.just(REPLY_TOPIC) | st.sampled_from(["", "  ", "#", "a/+", "$SYS/x", "a\x00b"]) | json_values,
     "qosRequirement": st.integers(-1, 3) | json_values,
     "params": st.dictionaries(st.sampled_from(["owner", "x"]), names | json_scalars, max_size=2) | json_values,
     "payload": payloads,
