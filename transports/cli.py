@@ -132,14 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from transports.mqtt import MqttUrlError
         from transports.service import run_service
+        from transports.service_registry import RegistrationFailed, RegistryConfigError
         from transports.tls import TlsConfigError
 
         try:
             trio.run(run_service, settings)
-        except (TlsConfigError, MqttUrlError) as error:
+        except (TlsConfigError, MqttUrlError, RegistryConfigError) as error:
             print(f"lockstore: refusing to start: {error}", file=sys.stderr)
             return 2
-        except WalCorruption as error:
+        except (WalCorruption, RegistrationFailed) as error:
             print(f"lockstore: refusing to start: {error}", file=sys.stderr)
             return 1
         except OSError as error:

@@ -20,8 +20,9 @@ and sr_rules.py say where each comes from). The official SR is a Java/MySQL imag
 
 The state (`registry`) survives `stop()`/`start()`, like the SR's database across restarts; `start()` after
 `stop()` comes back on the same port. `requests` records every request (method, path, identity, status);
-`wait_for` blocks until the state satisfies a predicate (from trio: `trio.to_thread.run_sync`). `before` is
-called in the server thread before each request is handled (a test can look at the service meanwhile);
+`wait_for` blocks until the state satisfies a predicate (from trio: `trio.to_thread.run_sync`). `before(method,
+path, body)` is called in the server thread before each request is handled (a test can look at the service
+meanwhile);
 `override` may answer a request in place of the SR (a misbehaving registry).
 """
 
@@ -187,12 +188,16 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
+        try:
+            decoded = json.loads(raw) if raw else None
+        except ValueError:
+            decoded = raw
         if double.before is not None:
-            double.before(method, url.path)
+            double.before(method, url.path, decoded)
         override = double.override(method, url.path) if double.override is not None else None
         if override is not None:
             self._send(override[0], override[1])
-            double.record(Seen(method, self.path, None, override[0], self.headers.get("Authorization"), raw))
+            double.record(Seen(method, self.path, None, override[0], self.headers.get("Authorization"), decoded))
             return
         requester: Identity | None = None
         try:
@@ -202,20 +207,19 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = error.status, error.body()
         payload = b"" if body is None else json.dumps(body).encode()
         self._send(status, payload)
-        try:
-            decoded = json.loads(raw) if raw else None
-        except ValueError:
-            decoded = raw
         double.record(Seen(method, self.path, requester.name if requester else None, status,
                            self.headers.get("Authorization"), decoded))
 
     def _send(self, status: int, payload: bytes) -> None:
-        self.send_response(status)
-        if payload:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            if payload:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:  # the client gave up waiting (a test of lockstore's patience)
+            self.close_connection = True
 
 
 class _Closed:
@@ -253,7 +257,7 @@ class SrDouble:
         self.domain_name = domain_name
         self.registry = Registry(config)
         self.requests: list[Seen] = []
-        self.before: Callable[[str, str], None] | None = None
+        self.before: Callable[[str, str, Any], None] | None = None
         self.override: Callable[[str, str], tuple[int, bytes] | None] | None = None
         self.port = 0
         self.tls_context: ssl.SSLContext | None = None

@@ -1,0 +1,77 @@
+"""A ServiceRegistry that misbehaves (garbage, oversized answers, redirects, silence) hurts nothing: the
+service keeps serving, `/health/ready` says why it is not registered, and it registers once the registry
+behaves; shutdown never waits long for a registry that does not answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.integration.conftest import SYSOP
+from tests.registry.sr_double import SrDouble
+from tests.registry.test_registration import LOCK_BASE, NAME, ready, registration, start, stop
+from transports.service_registry import lifecycle
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    ((200, b"<html>hello</html>"), "lookup of systemDiscovery: the lookup answer is not a service list"),
+    ((200, b'{"entries": [], "count": 0}'), "lookup of systemDiscovery: the lookup found no generic_http interface"),
+    ((200, b"[" * (2 << 20)), "answer longer than 1048576 bytes"),
+    ((302, b""), "lookup of systemDiscovery answered 302"),
+    ((503, b'{"errorMessage": "Database operation error"}'), "failed with 503: Database operation error"),
+    ((404, b"<html>no</html>"), "refused with 404: <html>no</html>"),
+])
+async def test_a_misbehaving_registry_is_reported_and_retried(tmp_path: Path, nursery: trio.Nursery, sr: SrDouble,
+                                                              answer: tuple[int, bytes], reason: str) -> None:
+    sr.override = lambda method, path: answer if path.endswith("/lookup") else None
+    running = await start(nursery, tmp_path, sr, service_registry_retry_interval=0.1)
+    status, checks = await ready(running)
+    assert status == 503
+    assert reason in checks["service_registry"]["detail"]
+    async with httpx.AsyncClient(base_url=running.http_urls[0], timeout=10) as client:
+        assert (await client.post(f"{LOCK_BASE}/query", json={}, headers=SYSOP)).status_code == 200
+    sr.override = None
+    with trio.fail_after(20):
+        await registration(running).joined.wait()
+    assert len(sr.services_of(NAME)) == 2
+    await stop(running)
+
+
+async def test_a_silent_registry_times_out(tmp_path: Path, nursery: trio.Nursery) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    accepted: list[trio.SocketStream] = []
+
+    async def swallow(stream: trio.SocketStream) -> None:  # read nothing, answer nothing
+        accepted.append(stream)
+        await trio.sleep_forever()
+
+    nursery.start_soon(trio.serve_listeners, swallow, listeners)
+    running = await start(nursery, tmp_path, f"http://127.0.0.1:{port}", service_registry_timeout=0.3,
+                          service_registry_retry_interval=30)
+    status, checks = await ready(running)
+    assert status == 503
+    assert checks["service_registry"]["detail"].startswith(
+        f"not registered in http://127.0.0.1:{port}: POST http://127.0.0.1:{port}/serviceregistry/service-discovery/"
+        "lookup: no answer within 0.3 s")
+    assert accepted
+    await stop(running)
+
+
+async def test_shutdown_does_not_wait_long_for_a_registry_that_stopped_answering(
+        tmp_path: Path, nursery: trio.Nursery, sr: SrDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "LEAVE_SECONDS", 0.5)
+    running = await start(nursery, tmp_path, sr)
+    release = threading.Event()
+    sr.before = lambda method, path, body: release.wait(30) if "/revoke/" in path else None
+    try:
+        started = time.monotonic()
+        await stop(running)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
