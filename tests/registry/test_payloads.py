@@ -15,7 +15,13 @@ from cryptography.hazmat.primitives import serialization
 from tests.certs import CertSet
 from transports.http import create_app
 from transports.mqtt_requests import request_topics
-from transports.service_registry.answers import BadAnswer, Endpoint, endpoint_from_lookup, error_message
+from transports.service_registry.answers import (
+    BadAnswer,
+    Endpoint,
+    endpoint_from_lookup,
+    error_message,
+    instance_id_of,
+)
 from transports.service_registry.payloads import (
     Mqtt,
     Published,
@@ -193,3 +199,11 @@ def test_error_messages_are_read_from_arrowhead_bodies_or_shown_short() -> None:
     assert error_message(b"<html>\n  Bad   Gateway</html>") == "<html> Bad Gateway</html>"
     assert len(error_message(b"x" * 100_000)) <= 500
     assert error_message(b"") == "(no body)"
+
+
+def test_an_instance_id_must_look_like_one() -> None:
+    assert instance_id_of(b'{"instanceId": "A|b|1.0.0", "provider": {}}') == "A|b|1.0.0"
+    for body in (b"{}", b'{"instanceId": 7}', b'{"instanceId": ""}', b'{"instanceId": "A\\nB"}',
+                 b'{"instanceId": "' + b"x" * 300 + b'"}', b"nope"):
+        with pytest.raises(BadAnswer):
+            instance_id_of(body)

@@ -4,13 +4,16 @@ with one line."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import trio
 
-from tests.crash.service_process import drain, run_to_exit, start
+from tests.crash.service_process import LOCKSTORE, drain, run_to_exit, start
 from tests.registry.sr_double import SrDouble
 from tests.registry.test_registration import JOIN, LOCK_ID, NAME, STORE_ID
 
@@ -67,3 +70,30 @@ def test_a_bad_registry_setting_stops_start_up_with_one_line(tmp_path: Path) -> 
                                      "expected http://host:port or https://host:port")
     assert not (tmp_path / "data").exists()  # refused before the log was opened
 
+
+
+async def test_sigterm_while_waiting_for_a_silent_registry_stops_at_once(tmp_path: Path) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    asked = trio.Event()
+
+    async def swallow(stream: trio.SocketStream) -> None:  # takes the request, never answers
+        asked.set()
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, swallow, listeners)
+        for required in ([], ["--service-registry-required"]):
+            asked = trio.Event()
+            process = await trio.lowlevel.open_process(
+                [*LOCKSTORE, "serve", "--port", "0", "--data-dir", str(tmp_path / "data"), "--service-registry",
+                 f"http://127.0.0.1:{port}", "--service-registry-timeout", "60", *required],
+                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            with trio.fail_after(20):
+                await asked.wait()
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            with trio.fail_after(20):
+                assert await process.wait() == 0
+            assert time.monotonic() - started < 5, required
+        nursery.cancel_scope.cancel()

@@ -4,6 +4,8 @@ behaves; shutdown never waits long for a registry that does not answer."""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -42,6 +44,25 @@ async def test_a_misbehaving_registry_is_reported_and_retried(tmp_path: Path, nu
     await stop(running)
 
 
+def lookup_pointing_at(address: str, base_path: str = "/serviceregistry/system-discovery") -> bytes:
+    return json.dumps({"entries": [{"interfaces": [{"templateName": "generic_http", "properties": {
+        "accessAddresses": [address], "accessPort": 8443, "basePath": base_path, "operations": {
+            "revoke": {"path": "/revoke", "method": "DELETE"}, "register": {"path": "/register", "method": "POST"}}}}]}],
+        "count": 1}).encode()
+
+
+@pytest.mark.parametrize("answer", [lookup_pointing_at("zz:zz"), lookup_pointing_at("sr\u0000.example"),
+                                    lookup_pointing_at("sr.example", "/x\u007f")])
+async def test_a_lookup_pointing_at_an_impossible_url_is_reported(tmp_path: Path, nursery: trio.Nursery,
+                                                                  sr: SrDouble, answer: bytes) -> None:
+    sr.override = lambda method, path: (200, answer) if path.endswith("/lookup") else None
+    running = await start(nursery, tmp_path, sr, service_registry_retry_interval=30)
+    status, checks = await ready(running)
+    assert status == 503
+    assert "not a usable URL" in checks["service_registry"]["detail"]
+    await stop(running)
+
+
 async def test_a_silent_registry_times_out(tmp_path: Path, nursery: trio.Nursery) -> None:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
@@ -75,3 +96,19 @@ async def test_shutdown_does_not_wait_long_for_a_registry_that_stopped_answering
         assert time.monotonic() - started < 5
     finally:
         release.set()
+
+
+async def test_a_long_outage_is_one_warning_not_one_per_retry(tmp_path: Path, nursery: trio.Nursery, sr: SrDouble,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    sr.override = lambda method, path: (503, b'{"errorMessage": "starting up"}') if path.endswith("/lookup") else None
+    with caplog.at_level(logging.DEBUG, logger="lockstore.registry"):
+        running = await start(nursery, tmp_path, sr, service_registry_retry_interval=0.05)
+        await trio.to_thread.run_sync(lambda: sr.wait_for(lambda double: len(double.calls()) >= 5))
+        sr.override = lambda method, path: (503, b'{"errorMessage": "still starting"}') if path.endswith(
+            "/lookup") else None
+        await trio.to_thread.run_sync(lambda: sr.wait_for(lambda double: len(double.calls()) >= 8))
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "lockstore.registry" and r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings  # one per reason
+    assert "failed with 503: starting up" in warnings[0] and "failed with 503: still starting" in warnings[1]
+    await stop(running)

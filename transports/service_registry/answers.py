@@ -13,6 +13,7 @@ import msgspec
 from transports.service_registry.payloads import with_segment
 
 MAX_ANSWER_BYTES = 1 << 20  # a lookup of the ServiceRegistry's own service is a few KiB
+MAX_INSTANCE_ID = 256  # `<System>|<serviceDefinition>|<version>`: 63 + 63 + 14 characters and two `|`
 
 
 class BadAnswer(ValueError):
@@ -105,9 +106,12 @@ def _endpoint(properties: dict[str, Any], template: str) -> Endpoint:
 def instance_id_of(body: bytes) -> str:
     """The `instanceId` of a service registration answer."""
     try:
-        return msgspec.json.decode(body, type=_RegisterAnswer).instanceId
+        found = msgspec.json.decode(body, type=_RegisterAnswer).instanceId
     except msgspec.DecodeError as error:
         raise BadAnswer(f"the registration answer has no instanceId: {error}") from None
+    if not 0 < len(found) <= MAX_INSTANCE_ID or not found.isprintable():
+        raise BadAnswer(f"the registration answer's instanceId is not one: {found[:100]!r}")
+    return found
 
 
 def error_message(body: bytes) -> str:

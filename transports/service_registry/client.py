@@ -94,6 +94,8 @@ class RegistryClient:
                     if len(body) > MAX_ANSWER_BYTES:
                         raise RegistryUnavailable(f"{method} {_path(url)}: answer longer than {MAX_ANSWER_BYTES} bytes")
                 status = response.status_code
+        except httpx.InvalidURL as error:  # the lookup named an address or path no URL can hold
+            raise RegistryUnavailable(f"{method} {url[:200]!r}: not a usable URL ({error})") from None
         except httpx.TimeoutException:
             raise RegistryUnavailable(f"{method} {_where(url)}: no answer within {self.plan.timeout:g} s") from None
         except httpx.HTTPError as error:

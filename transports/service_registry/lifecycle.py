@@ -62,6 +62,7 @@ class ServiceRegistration:
         self._retrying = trio.CancelScope()
         self._system: dict[str, object] = {}
         self._services: list[dict[str, object]] = []
+        self._last_reason = ""
 
     async def join(self, nursery: trio.Nursery, http_urls: Sequence[str], stop: trio.Event) -> bool:
         """Register (or, when not required, start retrying in `nursery`). False: do not go on starting
@@ -74,7 +75,9 @@ class ServiceRegistration:
         if self.plan.required:
             return await self._join_or_fail(stop)
         try:
-            await self._register()
+            if not await self._attempt(stop):
+                await self._close()
+                return False
         except RegistryError as error:
             self._not_registered(error)
             nursery.start_soon(self._keep_trying)
@@ -112,8 +115,10 @@ class ServiceRegistration:
     async def _join_or_fail(self, stop: trio.Event) -> bool:
         for attempt in range(1, self.plan.attempts + 1):
             try:
-                await self._register()
-                return True
+                if await self._attempt(stop):
+                    return True
+                await self._close()
+                return False
             except RegistryRefused as error:
                 return await self._fail(f"refused: {error}")
             except RegistryError as error:
@@ -128,6 +133,23 @@ class ServiceRegistration:
                 await self._close()
                 return False
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, stop: trio.Event) -> bool:
+        """One registration; False when `stop` is set first (a shutdown does not wait for the registry)."""
+        failure: RegistryError | None = None
+        with trio.CancelScope() as attempt:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_when_set, stop, attempt)
+                try:
+                    await self._register()
+                except RegistryError as error:
+                    failure = error
+                nursery.cancel_scope.cancel()
+        if attempt.cancelled_caught:
+            return False
+        if failure is not None:
+            raise failure
+        return True
 
     async def _fail(self, reason: str) -> bool:
         self.failure = RegistrationFailed(f"service_registry {self.plan.url}: {reason}")
@@ -148,9 +170,13 @@ class ServiceRegistration:
 
     def _not_registered(self, error: RegistryError) -> None:
         self.detail = f"not registered in {self.plan.url}: {error}"
-        level = logging.ERROR if isinstance(error, RegistryRefused) else logging.WARNING
         if not self.plan.required:
             self.detail += f"; retrying every {self.plan.retry_interval:g} s"
+            # Once per reason, not once per retry: a long outage is one log line (then DEBUG).
+            level = logging.ERROR if isinstance(error, RegistryRefused) else logging.WARNING
+            if str(error) == self._last_reason:
+                level = logging.DEBUG
+            self._last_reason = str(error)
             log.log(level, "not registered in the ServiceRegistry %s (retrying every %g s): %s", self.plan.url,
                     self.plan.retry_interval, error)
 
@@ -181,3 +207,8 @@ class ServiceRegistration:
         if client is not None:
             with trio.CancelScope(shield=True), trio.move_on_after(1.0):
                 await client.aclose()
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
