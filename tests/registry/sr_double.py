@@ -196,8 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
             double.before(method, url.path, decoded)
         override = double.override(method, url.path) if double.override is not None else None
         if override is not None:
-            self._send(override[0], override[1])
             double.record(Seen(method, self.path, None, override[0], self.headers.get("Authorization"), decoded))
+            self._send(override[0], override[1])
             return
         requester: Identity | None = None
         try:
@@ -206,9 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
         except SrError as error:
             status, body = error.status, error.body()
         payload = b"" if body is None else json.dumps(body).encode()
-        self._send(status, payload)
+        # Recorded before the answer leaves: whoever got an answer finds the request in `requests`.
         double.record(Seen(method, self.path, requester.name if requester else None, status,
                            self.headers.get("Authorization"), decoded))
+        self._send(status, payload)
 
     def _send(self, status: int, payload: bytes) -> None:
         try:

@@ -66,7 +66,8 @@ class ServiceRegistration:
 
     async def join(self, nursery: trio.Nursery, http_urls: Sequence[str], stop: trio.Event) -> bool:
         """Register (or, when not required, start retrying in `nursery`). False: do not go on starting
-        (registration required and failed, see `failure`; or `stop` was set while waiting to retry)."""
+        (registration required and failed, see `failure`; or `stop` was set meanwhile). Either way the
+        caller calls `leave` at shutdown, which revokes whatever got registered."""
         published = Published(self.plan.addresses, bound_port(http_urls[0]), self.plan.https,
                               self.plan.certificate_policy, self.plan.mqtt)
         self._system = system_body(self.plan.addresses, self.plan.metadata)
@@ -76,7 +77,6 @@ class ServiceRegistration:
             return await self._join_or_fail(stop)
         try:
             if not await self._attempt(stop):
-                await self._close()
                 return False
         except RegistryError as error:
             self._not_registered(error)
@@ -115,10 +115,7 @@ class ServiceRegistration:
     async def _join_or_fail(self, stop: trio.Event) -> bool:
         for attempt in range(1, self.plan.attempts + 1):
             try:
-                if await self._attempt(stop):
-                    return True
-                await self._close()
-                return False
+                return await self._attempt(stop)
             except RegistryRefused as error:
                 return await self._fail(f"refused: {error}")
             except RegistryError as error:
@@ -130,7 +127,6 @@ class ServiceRegistration:
             with trio.move_on_after(self.plan.retry_interval):
                 await stop.wait()
             if stop.is_set():
-                await self._close()
                 return False
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -155,7 +151,6 @@ class ServiceRegistration:
         self.failure = RegistrationFailed(f"service_registry {self.plan.url}: {reason}")
         self.detail = f"not registered: {reason}"
         log.error("%s", self.failure)
-        await self._close()
         return False
 
     async def _keep_trying(self) -> None:
