@@ -7,10 +7,13 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.certs import CertSet
 from transports.http import create_app
@@ -140,6 +143,15 @@ def test_instance_ids_and_their_url_encoding() -> None:
     assert with_segment("/revoke", "A|b|1.0.0") == "/revoke/A%7Cb%7C1.0.0"
     assert with_segment("/revoke/", "A|b|1.0.0") == "/revoke/A%7Cb%7C1.0.0"
     assert with_segment("/revoke/{instanceId}", "A|b|1.0.0") == "/revoke/A%7Cb%7C1.0.0"
+
+
+@given(st.text(min_size=1))
+def test_any_instance_id_is_exactly_one_path_segment(value: str) -> None:
+    path = with_segment("/serviceregistry/service-discovery/revoke", value)
+    prefix, segment = path.rsplit("/", 1)
+    assert prefix == "/serviceregistry/service-discovery/revoke"
+    assert unquote(segment, errors="strict") == value
+    assert urlsplit("http://sr.example:8443" + path).path == path  # nothing of it leaks into query or fragment
 
 
 def test_x509_public_key_is_the_base64_of_the_subject_public_key_info(certs: CertSet) -> None:
