@@ -75,9 +75,11 @@ def test_certificate_policy_identity(certs: CertSet) -> None:
     ({"service_registry_addresses": ["bad_host!"]}, r"^service_registry_addresses: 'bad_host!' is not an IP"),
     ({"service_registry_addresses": ["123.example"]}, r"^service_registry_addresses: '123.example' is not an IP"),
     ({"service_registry_system_name": "9lives"}, r"^service_registry_system_name '9lives': The specified system name"),
-    ({"service_registry_attempts": 0}, r"^service_registry_attempts 0: must be at least 1"),
-    ({"service_registry_retry_interval": -1.0}, r"^service_registry_retry_interval -1.0: must be at least 0"),
-    ({"service_registry_timeout": 0.0}, r"^service_registry_timeout 0.0: must be at least"),
+    ({"service_registry_attempts": 0}, r"^service_registry_attempts 0: must be a number of at least 1"),
+    ({"service_registry_retry_interval": -1.0}, r"^service_registry_retry_interval -1.0: must be a number of at least 0"),
+    ({"service_registry_retry_interval": float("nan")}, r"^service_registry_retry_interval nan: must be a number"),
+    ({"service_registry_timeout": 0.0}, r"^service_registry_timeout 0.0: must be a number of at least"),
+    ({"service_registry_timeout": float("inf")}, r"^service_registry_timeout inf: must be a number"),
 ])
 def test_bad_settings_name_themselves(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(RegistryConfigError, match=message):

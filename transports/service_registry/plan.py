@@ -6,6 +6,7 @@ line naming the setting (`RegistryConfigError`).
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 import ssl
@@ -141,8 +142,8 @@ def registry_setup(settings: Settings, https: HttpsSetup | None,
     for name, value, low in (("service_registry_attempts", settings.service_registry_attempts, 1),
                              ("service_registry_retry_interval", settings.service_registry_retry_interval, 0),
                              ("service_registry_timeout", settings.service_registry_timeout, 0.001)):
-        if not value >= low:
-            raise RegistryConfigError(f"{name} {value!r}: must be at least {low}")
+        if not low <= value < math.inf:
+            raise RegistryConfigError(f"{name} {value!r}: must be a number of at least {low}")
     addresses = [a.strip() for a in settings.service_registry_addresses if a.strip()] or default_addresses(
         settings.host, fqdn)
     for address in addresses:
