@@ -155,6 +155,7 @@ def _serve(settings: Settings) -> int:
     or 1 (the machine refuses them now) — see transports/startup.py."""
     from transports.mqtt import MqttUrlError
     from transports.service import run_service
+    from transports.service_registry import RegistrationFailed, RegistryConfigError
     from transports.startup import StartupError, bind_error
     from transports.tls import TlsConfigError
 
@@ -164,9 +165,9 @@ def _serve(settings: Settings) -> int:
         return _refuse(str(error), 2)
     except StartupError as error:
         return _refuse(str(error), error.exit_status)
-    except (TlsConfigError, MqttUrlError) as error:
+    except (TlsConfigError, MqttUrlError, RegistryConfigError) as error:
         return _refuse(f"refusing to start: {error}", 2)
-    except WalCorruption as error:
+    except (WalCorruption, RegistrationFailed) as error:
         return _refuse(f"refusing to start: {error}", 1)
     except OSError as error:
         return _refuse(str(error), 1)

@@ -57,6 +57,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # MQTT hardening (issue 12): request size, reply-topic prefix.
     mqtt_max_request_bytes: int = 1 << 20
     mqtt_reply_topic_prefix: str | None = None
+    # Joining an Arrowhead local cloud (issue 17; transports/service_registry/). Unset URL = standalone.
+    service_registry: str | None = None
+    service_registry_addresses: list[str] = msgspec.field(default_factory=list)
+    service_registry_system_name: str | None = None
+    service_registry_required: bool = False
+    service_registry_attempts: int = 4
+    service_registry_retry_interval: float = 15.0
+    service_registry_timeout: float = 10.0
 
 
 HELP: dict[str, str] = {
@@ -111,6 +119,23 @@ HELP: dict[str, str] = {
 }
 
 _LIST_FIELDS = {"management_whitelist"}
+
+# Joining an Arrowhead local cloud (issue 17): help texts, and the one list setting.
+HELP.update({
+    "service_registry": "ServiceRegistry to register in at start-up (and revoke from at shutdown), "
+    "http://host:port or https://host:port (port default 8443); unset = standalone, nothing is registered",
+    "service_registry_addresses": "comma-separated addresses (IP or DNS name) to publish for this instance; "
+    "default: host when it is a specific address, else this machine's fully qualified name",
+    "service_registry_system_name": "system name to register as (declared policy; default "
+    "DynamicServiceOrchestration); under the certificate policy the name is the first part of tls_cert's CN",
+    "service_registry_required": "on: start-up fails when registration still fails after service_registry_attempts "
+    "(the reference's behaviour); off: keep serving and retry in the background, /health/ready DOWN meanwhile",
+    "service_registry_attempts": "attempts to reach the ServiceRegistry before start-up fails "
+    "(service_registry_required only)",
+    "service_registry_retry_interval": "seconds between attempts to reach the ServiceRegistry",
+    "service_registry_timeout": "seconds to wait for each ServiceRegistry answer",
+})
+_LIST_FIELDS |= {"service_registry_addresses"}
 
 
 class SettingsError(Exception):

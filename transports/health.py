@@ -3,8 +3,9 @@ orchestrators.
 
 - live: the event loop answers. Nothing else: a live-but-unready service must not be restarted.
 - ready: every condition for taking traffic holds — the log was replayed, HTTP is serving, MQTT is
-  connected (if configured), writes become durable (the log accepts appends and the committer makes
-  progress), and the service is not shutting down (so a proxy drains it before it stops).
+  connected (if configured), the service is registered in the ServiceRegistry (if configured), writes
+  become durable (the log accepts appends and the committer makes progress), and the service is not
+  shutting down (so a proxy drains it before it stops).
 
 The report is a msgspec Struct so that the OpenAPI document describes exactly what is sent.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import msgspec
 
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
 Status = Literal["UP", "DOWN"]
 # The committer has had pending records and no progress for this long: writes are not becoming durable.
 STALL_SECONDS = 5.0
+
+
+class Registration(Protocol):
+    """The ServiceRegistry registration, when configured (transports/service_registry/lifecycle.py)."""
+
+    registered: bool
+    detail: str
 
 
 class CheckResult(msgspec.Struct, omit_defaults=True):
@@ -64,6 +72,7 @@ class Health:
         self.replayed = False
         self.replay_detail: str | None = None
         self.serving = False
+        self.registry: Registration | None = None  # set when a service_registry is configured
         self._now = now
         self._stall = stall_seconds
         self._watched_durable = -1
@@ -83,6 +92,8 @@ class Health:
             connected = self.mqtt.session.connected
             where = f" {self.mqtt_broker}" if self.mqtt_broker else ""
             checks["mqtt"] = _check(connected, f"connected to{where}" if connected else f"not connected to{where}")
+        if self.registry is not None:
+            checks["service_registry"] = _check(self.registry.registered, self.registry.detail)
         status: Status = "UP" if all(check.status == "UP" for check in checks.values()) else "DOWN"
         return HealthReport(status, checks)
 

@@ -36,6 +36,7 @@ from transports.monitor import Monitor, wire_monitor
 from transports.mqtt import MqttServer, parse_broker_url, uses_tls
 from transports.mqtt_requests import MqttAccess, MqttDispatcher
 from transports.operations import Limits, Operations
+from transports.service_registry import ServiceRegistration, registry_setup
 from transports.startup import check_before_start, open_data_dir
 from transports.tls import HttpsSetup, https_setup, mqtt_client_context
 from wal.log import WriteAheadLog
@@ -99,6 +100,7 @@ async def run_service(
     if settings.mqtt_url:
         parse_broker_url(settings.mqtt_url)  # a bad URL is a start-up error too (MqttUrlError)
     mqtt_tls = mqtt_client_context(settings) if settings.mqtt_url and uses_tls(settings.mqtt_url) else None
+    registry = registry_setup(settings, https)  # None when standalone; bad settings: RegistryConfigError
     data_dir = Path(settings.data_dir)
     # Snapshots + the log after them (actors/snapshots.py); logs what it loaded and how long it took.
     # A data_dir that cannot be used is a StartupError naming it.
@@ -130,6 +132,9 @@ async def run_service(
             tls=mqtt_tls,
         )
     monitor = wire_monitor(settings, app, wal, lock_actor, store_actor, mqtt)
+    joining = ServiceRegistration(registry, [(r.rule, r.methods or ()) for r in app.url_map.iter_rules()]) \
+        if registry else None
+    http_stop = trio.Event()  # HTTP stops taking requests once set: after the ServiceRegistry revocations
     monitor.health.replayed = True
     monitor.health.replay_detail = f"{recovery.frames} records from {recovery.segments} segment(s)"
 
@@ -156,19 +161,27 @@ async def run_service(
                         hypercorn_serve,
                         monitor.observe(ShieldLastBody(ClientCertificateScope(app) if https else app)),
                         _hypercorn_config(settings, https),
-                        shutdown_trigger=running.shutdown.wait,
+                        shutdown_trigger=http_stop.wait,
                     )
                 )
                 running.http_urls = list(urls)
                 monitor.health.serving = True
-                if mqtt is not None:
+                monitor.health.registry = joining  # registration: after HTTP is bound, before MQTT subscribes
+                go_on = joining is None or await joining.join(edge_nursery, urls, running.shutdown)
+                if not go_on:
+                    running.shutdown.set()
+                if mqtt is not None and go_on:
                     await edge_nursery.start(mqtt.run)
                     log.info("serving MQTT through %s (connecting in the background)",
                              redact_url(settings.mqtt_url or ""))
-                log.info("serving HTTP on %s (ready in %.2f s)", ", ".join(urls), time.perf_counter() - started)
-                task_status.started(running)
+                if go_on:
+                    log.info("serving HTTP on %s (ready in %.2f s)", ", ".join(urls), time.perf_counter() - started)
+                    task_status.started(running)
                 await running.shutdown.wait()
                 signal_watch.cancel()
+                if joining is not None:
+                    await joining.leave()  # while HTTP still answers
+                http_stop.set()
                 if mqtt is not None:
                     mqtt.stop()
                 edge_nursery.cancel_scope.deadline = trio.current_time() + 15.0
@@ -179,6 +192,8 @@ async def run_service(
         await wal.aclose()
     running.stopped.set()
     log.info("write-ahead log flushed and closed; bye")
+    if joining is not None and joining.failure is not None:
+        raise joining.failure  # service_registry_required: start-up failed (after an orderly stop)
 
 
 async def _wait_for_signal(shutdown: trio.Event, scope: trio.CancelScope) -> None:

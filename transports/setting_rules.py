@@ -61,6 +61,13 @@ def between(low: int, high: int) -> Check:
     return check
 
 
+def seconds_at_least(low: float) -> Check:
+    """A finite number of seconds (NaN and infinity would make a wait that never ends or never waits)."""
+    def check(value: float) -> str | None:
+        return None if low <= value < float("inf") else f"must be a number of seconds of at least {low}"
+    return check
+
+
 def all_of(*checks: Check) -> Check:
     def check(value: Any) -> str | None:
         for one in checks:
@@ -214,6 +221,13 @@ RULES: dict[str, Check] = {
     "mqtt_tls_verify_hostname": TYPE_ONLY,
     "mqtt_max_request_bytes": at_least(1024),
     "mqtt_reply_topic_prefix": reply_topic_prefix,
+    "service_registry": all_of(not_blank, printable),  # its shape: transports/service_registry/plan.py
+    "service_registry_addresses": each(all_of(not_blank, printable)),
+    "service_registry_system_name": not_blank,
+    "service_registry_required": TYPE_ONLY,
+    "service_registry_attempts": at_least(1),
+    "service_registry_retry_interval": seconds_at_least(0),
+    "service_registry_timeout": seconds_at_least(0.001),
 }
 
 
