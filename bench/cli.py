@@ -93,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="ratio table of two runs (B/A)")
     compare.add_argument("a", type=Path)
     compare.add_argument("b", type=Path)
+    auth = commands.add_parser("auth-cost", help="event-loop time of the MQTT certificate check and request "
+                               "signature per message, attackers' chains included (no broker; prints a table)")
+    auth.add_argument("--repeat", type=int, default=200, help="runs per case (default 200)")
     return top
 
 
@@ -120,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "list":
         return list_scenarios()
+    if args.command == "auth-cost":
+        from bench.auth_cost import run as auth_cost
+
+        return auth_cost(args.repeat)
     missing = missing_bench_extra()
     if missing is not None:
         print(f"{BENCH_EXTRA_HINT} (no module {missing!r})", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The MQTT ceiling our numbers are measured against.
 
 `python -m bench.mqtt_echo --port 1883` is a bare echo responder built on the service's own MQTT
-client (`transports.mqtt_session.MqttSession`, paho-mqtt driven by trio) with the service's session
+client (`transports.mqtt.session.MqttSession`, paho-mqtt driven by trio) with the service's session
 settings: it subscribes to every request topic the service serves and answers each request with a
 fixed small JSON reply on the request's `responseTopic`. No decoding beyond that topic, no
 authentication, no actor, no log — what the transport costs before any lockstore code runs.
@@ -21,8 +21,8 @@ import msgspec
 import trio
 
 from bench.mqtt_codec import PUBLISH, RawMqtt, encode_publish, parse_publish
-from transports.mqtt_requests import request_topics
-from transports.mqtt_session import MessageProperties, MqttSession, MqttSettings
+from transports.mqtt.dispatch import request_topics
+from transports.mqtt.session import MessageProperties, MqttSession, MqttSettings
 
 REPLY = b'{"status":200,"payload":"Got it!"}'
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.raw:
             trio.run(serve_raw, args.host, args.port, topics)
         else:
-            # The service's session settings (transports/mqtt.py MqttServer.from_url, config defaults).
+            # The service's session settings (transports/mqtt/server.py MqttServer.from_url, config defaults).
             # A client id of its own: the broker drops a connection whose id connects again elsewhere.
             settings = MqttSettings(host=args.host, port=args.port, client_id=f"lockstore-echo-{os.getpid()}",
                                     keepalive=30, protocol=args.protocol, max_buffered=256,

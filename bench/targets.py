@@ -78,7 +78,7 @@ def _tls(mode: str) -> Iterator[_Tls]:
     if mode == "off":
         yield _Tls()
         return
-    from transports.certs_tool import write_bundle
+    from transports.security.certs_tool import write_bundle
 
     with tempfile.TemporaryDirectory(prefix="lockstore-bench-certs-") as directory:
         bundle = write_bundle(Path(directory) / "certs")

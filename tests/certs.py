@@ -23,8 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from transports.certificates import ProfileType
-from transports.certs_tool import Issued, KeySpec, arrowhead_cn, issue, make_ca, new_key
+from transports.security.certificates import ProfileType
+from transports.security.certs_tool import Issued, KeySpec, arrowhead_cn, issue, make_ca, new_key
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`lockstore` command line: `lockstore serve [options]`, `lockstore status --url URL` (a running service at a
 glance) and `lockstore certs --out DIR` (throw-away test certificates).
 
-Options are generated from transports.config.Settings, so `--help` documents every setting, with the
+Options are generated from transports.config.settings.Settings, so `--help` documents every setting, with the
 environment variable that sets it too.
 """
 
@@ -19,7 +19,8 @@ from typing import Any
 import msgspec
 import trio
 
-from transports.config import ENV_PREFIX, HELP, Settings, SettingsError, load_settings
+from transports.config.loading import SettingsError, load_settings
+from transports.config.settings import ENV_PREFIX, HELP, Settings
 from wal.errors import WalCorruption
 
 
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _certs(args: argparse.Namespace) -> int:
-    from transports.certs_tool import DEFAULT_HOSTS, CertsError, describe, write_bundle
+    from transports.security.certs_tool import DEFAULT_HOSTS, CertsError, describe, write_bundle
 
     try:
         bundle = write_bundle(
@@ -103,7 +104,7 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from transports.logging_setup import configure_logging
+    from transports.observability.logging_setup import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, sys.stderr)
 
@@ -153,11 +154,11 @@ def _refuse(message: str, status: int) -> int:
 def _serve(settings: Settings) -> int:
     """Run the service; a start-up failure is one line on stderr and exit status 2 (the settings are wrong)
     or 1 (the machine refuses them now) — see transports/startup.py."""
-    from transports.mqtt import MqttUrlError
+    from transports.config.broker_url import MqttUrlError
+    from transports.security.tls import TlsConfigError
     from transports.service import run_service
     from transports.service_registry import RegistrationFailed, RegistryConfigError
     from transports.startup import StartupError, bind_error
-    from transports.tls import TlsConfigError
 
     try:
         trio.run(run_service, settings)

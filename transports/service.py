@@ -25,20 +25,20 @@ from actors.records import LocksCreated, LocksRemoved, decode_event
 from actors.snapshots import Snapshotter
 from actors.store import RuleTable
 from actors.store_actor import StoreActor
-from transports.certificates import CertificatePolicy, cloud_of_server
-from transports.config import Settings
-from transports.http import HttpAccess, create_app
-from transports.https import ClientCertificateScope, TlsHypercornConfig
-from transports.identity import ManagementPolicy, normalize_whitelist
-from transports.keepalive import ShieldLastBody
-from transports.logging_setup import redact_url
-from transports.monitor import Monitor, wire_monitor
-from transports.mqtt import MqttServer, parse_broker_url, uses_tls
-from transports.mqtt_requests import MqttAccess, MqttDispatcher
-from transports.operations import Limits, Operations
+from transports.api.operations import Limits, Operations
+from transports.config.broker_url import parse_broker_url, redact_url, uses_tls
+from transports.config.settings import Settings
+from transports.http.app import HttpAccess, create_app
+from transports.http.keepalive import ShieldLastBody
+from transports.http.tls_scope import ClientCertificateScope, TlsHypercornConfig
+from transports.mqtt.dispatch import MqttAccess, MqttDispatcher
+from transports.mqtt.server import MqttServer
+from transports.observability.monitor import Monitor, wire_monitor
+from transports.security.certificates import CertificatePolicy, cloud_of_server
+from transports.security.identity import ManagementPolicy, normalize_whitelist
+from transports.security.tls import HttpsSetup, https_setup, mqtt_client_context
 from transports.service_registry import ServiceRegistration, registry_setup
 from transports.startup import check_before_start, open_data_dir
-from transports.tls import HttpsSetup, https_setup, mqtt_client_context
 from wal.log import WriteAheadLog
 
 log = logging.getLogger("lockstore")
@@ -54,7 +54,7 @@ class RunningService:
     mqtt: MqttServer | None = None
     shutdown: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)  # set once the log is closed
-    monitor: Monitor | None = None  # metrics and health (transports/monitor.py)
+    monitor: Monitor | None = None  # metrics and health (transports/observability/monitor.py)
     snapshotter: Snapshotter | None = None  # snapshots + compaction (actors/snapshots.py)
 
 
@@ -71,7 +71,7 @@ def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
 def _hypercorn_config(settings: Settings, https: HttpsSetup | None = None) -> HypercornConfig:
     config = TlsHypercornConfig(https.context) if https is not None else HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = None  # the access log is ours (transports/access.py): structured, with the requester
+    config.accesslog = None  # the access log is ours (observability/access.py): structured, with the requester
     config.errorlog = logging.getLogger("lockstore.http")
     # In-flight requests take milliseconds; hypercorn also waits this long for idle keep-alive connections.
     config.graceful_timeout = 5.0

@@ -18,8 +18,9 @@ import stat
 from pathlib import Path
 
 from actors.snapshots import OpenedState, open_state
-from transports import setting_rules
-from transports.config import Settings, check_settings
+from transports.config import rules
+from transports.config.loading import check_settings
+from transports.config.settings import Settings
 from wal.errors import LogUnavailable
 
 log = logging.getLogger("lockstore")
@@ -40,7 +41,7 @@ def check_before_start(settings: Settings) -> None:
     """What can be checked before the log is opened: every setting's rule (SettingsError), the warnings
     (logged), and that the HTTP address can be bound."""
     check_settings(settings)
-    for message in setting_rules.warnings(settings):
+    for message in rules.warnings(settings):
         log.warning("%s", message)
     check_http_bind(settings.host, settings.port)
 

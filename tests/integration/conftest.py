@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from actors.clock import ManualClock
-from transports.config import Settings
+from transports.config.settings import Settings
 from transports.service import RunningService, run_service
 
 SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}

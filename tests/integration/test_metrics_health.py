@@ -20,9 +20,10 @@ from tests.integration.conftest import LOCK, STORE, SYSOP, Service, future, star
 from tests.mqtt.broker import MosquittoBroker
 from tests.mqtt.conftest import broker  # noqa: F401 (a fixture: a mosquitto of the test's own)
 from tests.mqtt.requester import Requester
-from transports.health import Health
-from transports.logging_setup import JsonFormatter, KeyValueFormatter, configure_logging, redact_url
-from transports.metrics import Histogram
+from transports.config.broker_url import redact_url
+from transports.observability.health import Health
+from transports.observability.logging_setup import JsonFormatter, KeyValueFormatter, configure_logging
+from transports.observability.metrics import Histogram
 from transports.status import Scrape, histogram_quantile, parse_metrics, run_status, summarize
 from wal.log import WriteAheadLog
 

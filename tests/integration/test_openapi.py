@@ -22,12 +22,12 @@ from openapi_spec_validator import validate
 from schemathesis.checks import positive_data_acceptance
 
 from tests.integration.live_server import LiveServer, live_server
-from transports.errors import ErrorBody, ExceptionType
-from transports.http import HttpAccess, create_app
-from transports.identity import ManagementPolicy
-from transports.monitor import DOCS_ASSETS, Monitor, add_monitor_routes
-from transports.openapi import EXAMPLES, MANAGEMENT, build_document
-from transports.schemas import LockListRequestWire, LockQueryRequestWire, RuleListRequestWire, RuleQueryRequestWire
+from transports.api.errors import ErrorBody, ExceptionType
+from transports.api.schemas import LockListRequestWire, LockQueryRequestWire, RuleListRequestWire, RuleQueryRequestWire
+from transports.http.app import HttpAccess, create_app
+from transports.observability.monitor import DOCS_ASSETS, Monitor, add_monitor_routes
+from transports.observability.openapi import EXAMPLES, MANAGEMENT, build_document
+from transports.security.identity import ManagementPolicy
 
 SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}
 EXAMPLES_PER_OPERATION = 25
@@ -59,8 +59,8 @@ def test_the_served_document_is_the_generated_one(document: dict[str, Any]) -> N
 
 def test_every_route_of_the_app_is_documented(document: dict[str, Any], tmp_path: Path) -> None:
     """Built from the app's own URL map, so a route added without documentation fails here."""
-    from transports.health import Health
-    from transports.metrics import ServiceMetrics
+    from transports.observability.health import Health
+    from transports.observability.metrics import ServiceMetrics
 
     app = create_app(None, HttpAccess(ManagementPolicy.SYSOP_ONLY, frozenset()))  # type: ignore[arg-type]
     add_monitor_routes(app, Monitor(ServiceMetrics(process=False), Health(None, None)))

@@ -20,10 +20,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from actors.clock import ManualClock
-from transports.access import reply_status
-from transports.config import Settings
-from transports.identity import ManagementPolicy
-from transports.mqtt_requests import MqttAccess, MqttDispatcher
+from transports.config.settings import Settings
+from transports.mqtt.dispatch import MqttAccess, MqttDispatcher
+from transports.observability.access import reply_status
+from transports.security.identity import ManagementPolicy
 from transports.service import RunningService, run_service
 
 PREFIX = "arrowhead/serviceorchestration"

@@ -15,7 +15,7 @@ import trio
 from actors.clock import ManualClock
 from tests.integration.conftest import start_service
 from tests.mqtt.broker import MosquittoBroker
-from transports.mqtt import MqttServer
+from transports.mqtt.server import MqttServer
 from transports.service import RunningService
 
 PREFIX = "arrowhead/serviceorchestration"

@@ -33,9 +33,9 @@ from actors.clock import ManualClock
 from tests.mqtt.broker import MosquittoBroker, MosquittoNotFoundError
 from tests.mqtt.requester import Requester
 from tests.mqtt.serving import ECHO_TOPIC
-from transports.config import Settings
-from transports.mqtt_requests import request_topics
-from transports.mqtt_types import PACKET_HEADROOM
+from transports.config.settings import Settings
+from transports.mqtt.dispatch import request_topics
+from transports.mqtt.session_types import PACKET_HEADROOM
 from transports.service import RunningService, run_service
 
 PREFIX = "arrowhead/serviceorchestration"

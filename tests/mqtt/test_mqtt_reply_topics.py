@@ -143,7 +143,7 @@ PREFIX_TOPIC = "arrowhead/serviceorchestration/orchestration/management/"
                                                   ("$SYS", "starts with '$'")])
 async def test_a_bad_reply_topic_prefix_stops_start_up(tmp_path: Path, nursery: trio.Nursery,
                                                        shared_broker: MosquittoBroker, prefix: str, problem: str) -> None:
-    from transports.config import SettingsError
+    from transports.config.loading import SettingsError
 
     # The settings rules refuse it before the log is opened (MqttServer.from_url would too, as a second line).
     with pytest.raises(SettingsError, match=f"mqtt_reply_topic_prefix .* {re.escape(problem)}"):

@@ -21,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.mqtt.broker import MosquittoBroker
-from transports.mqtt_session import (
+from transports.mqtt.session import (
     IncomingMessage,
     MessageProperties,
     MqttNotConnectedError,

@@ -1,5 +1,5 @@
 """mqtt_request_signatures = "required" against the running service and a real mosquitto: a request counts
-only when signed with the key of the certificate it names (transports/request_signatures.py), so the
+only when signed with the key of the certificate it names (transports/security/request_signatures.py), so the
 operator's public certificate, which every subscriber of the request topics sees, is not enough."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from tests.certs import CertSet, make_cert_set
 from tests.integration.conftest import future, start_service
 from tests.mqtt.broker import MosquittoBroker
 from tests.mqtt.requester import Requester
-from transports.certificates import ProfileType
-from transports.certs_tool import Issued, arrowhead_cn, issue
-from transports.request_signatures import sign_request
+from transports.security.certificates import ProfileType
+from transports.security.certs_tool import Issued, arrowhead_cn, issue
+from transports.security.request_signatures import sign_request
 from transports.service import RunningService
 
 PREFIX = "arrowhead/serviceorchestration"

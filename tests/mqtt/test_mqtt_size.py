@@ -33,7 +33,7 @@ from tests.mqtt.serving import (
     stop,
     template,
 )
-from transports.mqtt_types import PACKET_HEADROOM
+from transports.mqtt.session_types import PACKET_HEADROOM
 from transports.service import RunningService
 
 LIMIT = 4096

@@ -10,8 +10,8 @@ import pytest
 from tests.certs import CertSet, Pair, make_cert_set
 from tests.mqtt.conftest import shared_broker  # noqa: F401 (a fixture: a real mosquitto for the MQTT case)
 from tests.registry.sr_double import SrDouble, TlsFiles
-from transports.certificates import ProfileType
-from transports.certs_tool import arrowhead_cn, issue
+from transports.security.certificates import ProfileType
+from transports.security.certs_tool import arrowhead_cn, issue
 
 HEADERS = {"Authorization": "Bearer SYSTEM//Alpha"}
 

@@ -46,7 +46,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.registry.sr_model import Registry, SrConfig
 from tests.registry.sr_rules import AUTH, FORBIDDEN, SrError, now_text
-from transports.names import normalize_system_name
+from transports.api.names import normalize_system_name
 
 SYSTEM_DISCOVERY = "/serviceregistry/system-discovery"
 SERVICE_DISCOVERY = "/serviceregistry/service-discovery"

@@ -58,7 +58,7 @@ from tests.registry.sr_rules import (
     validate_interface,
     validate_metadata_keys,
 )
-from transports.names import (
+from transports.api.names import (
     normalize_service_definition,
     normalize_service_instance_id,
     normalize_system_name,

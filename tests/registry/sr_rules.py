@@ -10,7 +10,7 @@ ah5-core-java-spring `serviceregistry`, release 5.2.x):
   properties); `service/validation/interf/InterfaceValidator.java`, `InterfaceNormalizer.java`;
   `intf/properties/validators/{NotEmptyAddressList,Port,MinMax,HttpOperations,NotEmptyStringSet}Validator.java`
 - names: `service/validation/name/{ServiceOperationName,InterfaceTemplateName}{Normalizer,Validator}.java`.
-  System names, service definitions, versions and instance ids use transports/names.py, lockstore's port of
+  System names, service definitions, versions and instance ids use transports/api/names.py, lockstore's port of
   the same common-utils normalizers and validators (with its DECISIONS 9 reading of instance ids).
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from transports.errors import ArrowheadError
+from transports.api.errors import ArrowheadError
 
 INVALID, AUTH, FORBIDDEN = "INVALID_PARAMETER", "AUTH", "FORBIDDEN"
 _STATUS = {INVALID: 400, AUTH: 401, FORBIDDEN: 403, "DATA_NOT_FOUND": 404, "INTERNAL_SERVER_ERROR": 500}
@@ -49,7 +49,7 @@ class SrError(Exception):
 
 
 def checked(origin: str, rule: Callable[[], Any]) -> Any:
-    """Run one of transports/names.py's rules; its 400 becomes the SR's, with `origin`."""
+    """Run one of transports/api/names.py's rules; its 400 becomes the SR's, with `origin`."""
     try:
         return rule()
     except ArrowheadError as error:

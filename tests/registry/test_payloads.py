@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.certs import CertSet
-from transports.http import create_app
-from transports.mqtt_requests import request_topics
+from transports.http.app import create_app
+from transports.mqtt.dispatch import request_topics
 from transports.service_registry.answers import (
     BadAnswer,
     Endpoint,

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from tests.certs import CertSet
-from transports.config import Settings
+from transports.config.settings import Settings
+from transports.security.tls import https_setup
 from transports.service_registry import RegistryConfigError, registry_setup
 from transports.service_registry.plan import address_problem, default_addresses
-from transports.tls import https_setup
 
 
 def plan(**settings: Any) -> Any:

@@ -24,7 +24,9 @@ from tests.certs import (
     operator_below,
     shaped,
 )
-from transports.certificates import (
+from transports.api.errors import ArrowheadError
+from transports.api.requester import Requester
+from transports.security.certificates import (
     CertificateIdentity,
     CertificatePolicy,
     InvalidAuthenticationKey,
@@ -39,10 +41,8 @@ from transports.certificates import (
     in_cloud,
     requester_of,
 )
-from transports.certs_tool import Issued, arrowhead_cn, issue, make_ca
-from transports.client_chains import MAX_AUTHENTICATION_CHARS, MAX_CERTIFICATES, distinct_issuers
-from transports.errors import ArrowheadError
-from transports.identity import Requester
+from transports.security.certs_tool import Issued, arrowhead_cn, issue, make_ca
+from transports.security.client_chains import MAX_AUTHENTICATION_CHARS, MAX_CERTIFICATES, distinct_issuers
 
 CLOUD = "TestCloud.Company.arrowhead.eu"
 TOPIC = "arrowhead/serviceorchestration/orchestration/management/lock/create"

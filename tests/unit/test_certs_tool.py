@@ -11,9 +11,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from transports.certificates import CertificateIdentity, ProfileType, identity_of
-from transports.certs_tool import CertsError, write_bundle
 from transports.cli import main
+from transports.security.certificates import CertificateIdentity, ProfileType, identity_of
+from transports.security.certs_tool import CertsError, write_bundle
 
 FILES = ["ca.key", "ca.pem", "operator.key", "operator.pem", "server.key", "server.pem", "system.key", "system.pem"]
 

@@ -1,6 +1,6 @@
 """HTTPS and MQTT hold client chains to one profile: for every attacker's chain (tests/certs.py), OpenSSL,
-with the server context the service really uses (transports/tls.py), and the MQTT path validator
-(transports/client_chains.py) reach the same verdict. The TLS handshake runs in memory (ssl.MemoryBIO);
+with the server context the service really uses (transports/security/tls.py), and the MQTT path validator
+(transports/security/client_chains.py) reach the same verdict. The TLS handshake runs in memory (ssl.MemoryBIO);
 tests/mqtt/test_certificate_parity.py does the same against the running service."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.certs import ChainCase, chain_cases
-from transports.certificates import ProfileType, TrustStore, UntrustedCertificate
-from transports.certs_tool import arrowhead_cn, issue, make_ca
-from transports.tls import server_context
+from transports.security.certificates import ProfileType, TrustStore, UntrustedCertificate
+from transports.security.certs_tool import arrowhead_cn, issue, make_ca
+from transports.security.tls import server_context
 
 CA = make_ca()
 SERVER = issue(CA, arrowhead_cn("DynamicServiceOrchestration"), ProfileType.SYSTEM, hosts=("localhost",))

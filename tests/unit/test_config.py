@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from transports.cli import build_parser
-from transports.config import Settings, SettingsError, load_settings
+from transports.config.loading import SettingsError, load_settings
+from transports.config.settings import Settings
 
 
 def test_defaults() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.errors import ArrowheadError
-from transports.fields import JAVA_WHITESPACE, WHITE_SPACE, as_list, is_blank, pick, trim
+from transports.api.errors import ArrowheadError
+from transports.api.fields import JAVA_WHITESPACE, WHITE_SPACE, as_list, is_blank, pick, trim
 
 BMP = [chr(code) for code in range(0x10000) if not 0xD800 <= code <= 0xDFFF]
 

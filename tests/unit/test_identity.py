@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from transports.errors import ArrowheadError
-from transports.identity import (
+from transports.api.errors import ArrowheadError
+from transports.security.identity import (
     ManagementPolicy,
     Requester,
     authenticate_http,

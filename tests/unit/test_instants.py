@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.instants import END_SECONDS, format_instant, parse_instant, truncate_seconds
+from transports.api.instants import END_SECONDS, format_instant, parse_instant, truncate_seconds
 
 UTC = dt.UTC
 

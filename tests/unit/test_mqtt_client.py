@@ -24,8 +24,8 @@ from bench.operations import (
     Reply,
     RuleSpec,
 )
-from transports.instants import parse_instant
-from transports.mqtt_requests import MqttRequestTemplate, request_topics, route
+from transports.api.instants import parse_instant
+from transports.mqtt.dispatch import MqttRequestTemplate, request_topics, route
 
 PREFIX = "arrowhead/serviceorchestration"
 NOW = 1_700_000_000.75

@@ -29,12 +29,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from actors.clock import ManualClock
-from transports.access import reply_status
-from transports.config import Settings
-from transports.errors import ExceptionType
-from transports.identity import ManagementPolicy
-from transports.mqtt_requests import MqttAccess, MqttDispatcher, MqttRequestTemplate, Reply, request_topics
-from transports.mqtt_topics import reply_topic_problem
+from transports.api.errors import ExceptionType
+from transports.api.topics import reply_topic_problem
+from transports.config.settings import Settings
+from transports.mqtt.dispatch import MqttAccess, MqttDispatcher, MqttRequestTemplate, Reply, request_topics
+from transports.observability.access import reply_status
+from transports.security.identity import ManagementPolicy
 from transports.service import RunningService, run_service
 
 PREFIX = "arrowhead/serviceorchestration"

@@ -1,4 +1,4 @@
-"""The session's receive buffer (transports/mqtt_inbox.py) with paho's own message objects: what it lets in.
+"""The session's receive buffer (transports/mqtt/inbox.py) with paho's own message objects: what it lets in.
 
 mosquitto checks topics, so a topic that is not UTF-8 cannot be sent through it; another broker may pass
 one on, and paho then raises when the topic is read — that used to end the session (and the service)."""
@@ -11,7 +11,7 @@ import paho.mqtt.client as paho
 import pytest
 import trio
 
-from transports.mqtt_inbox import Inbox
+from transports.mqtt.inbox import Inbox
 
 
 def message(topic: bytes, payload: bytes, *, qos: int = 1, retain: bool = False) -> paho.MQTTMessage:

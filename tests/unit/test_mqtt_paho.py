@@ -1,4 +1,4 @@
-"""The size guard's pure parts (transports/mqtt_paho.py): reading a PUBLISH head from the bytes kept while
+"""The size guard's pure parts (transports/mqtt/paho_client.py): reading a PUBLISH head from the bytes kept while
 the rest of an oversize packet is thrown away. The guard itself runs against mosquitto in
 tests/mqtt/test_mqtt_size.py."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.mqtt_paho import PUBLISH, PUBLISH_HEAD_BYTES, OversizePacket, PublishHead, parse_publish_head
+from transports.mqtt.paho_client import PUBLISH, PUBLISH_HEAD_BYTES, OversizePacket, PublishHead, parse_publish_head
 
 
 def publish_head_bytes(topic: bytes, qos: int, packet_id: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Reply-topic checks and log shortening (transports/mqtt_topics.py), against a character-by-character model
+"""Reply-topic checks and log shortening (transports/api/topics.py), against a character-by-character model
 of what paho and mosquitto 2 accept (found by publishing each case to mosquitto 2.0.11 at QoS 1: every
 refused one ended the connection with "Malformed packet" or "Protocol error")."""
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.mqtt_topics import (
+from transports.api.topics import (
     MAX_TOPIC_BYTES,
     MAX_TOPIC_LEVELS,
     ReplyTopicRule,

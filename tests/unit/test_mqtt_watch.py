@@ -1,4 +1,4 @@
-"""TakeoverWatch and StuckPublishWatch (transports/mqtt_watch.py): pure, against simple models."""
+"""TakeoverWatch and StuckPublishWatch (transports/mqtt/watch.py): pure, against simple models."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.mqtt_watch import StuckPublishWatch, TakeoverWarning, TakeoverWatch
+from transports.mqtt.watch import StuckPublishWatch, TakeoverWarning, TakeoverWatch
 
 
 def test_mqtt5_takeover_warns_at_once_then_once_a_minute_with_a_count() -> None:

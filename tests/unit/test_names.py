@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.errors import ArrowheadError, ExceptionType
-from transports.names import (
+from transports.api.errors import ArrowheadError, ExceptionType
+from transports.api.names import (
     normalize_service_definition,
     normalize_service_instance_id,
     normalize_system_name,

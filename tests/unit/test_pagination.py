@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.records import LOCK_SORT_FIELDS, RULE_SORT_FIELDS, PageRequest
-from transports.errors import ArrowheadError
-from transports.pagination import PaginationWire, normalize_page
+from transports.api.errors import ArrowheadError
+from transports.api.pagination import PaginationWire, normalize_page
 
 SIZE_WITHOUT_PAGE = "If size parameter is defined then page parameter cannot be undefined"
 PAGE_WITHOUT_SIZE = "If page parameter is defined then size parameter cannot be undefined"

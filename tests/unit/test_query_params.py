@@ -1,4 +1,4 @@
-from transports.query_params import query_list
+from transports.http.query_params import query_list
 
 
 def test_single_parameter_is_a_comma_separated_list() -> None:

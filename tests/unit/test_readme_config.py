@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from transports.config import Settings
+from transports.config.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -35,7 +35,7 @@ def test_every_setting_is_in_the_example_with_its_default() -> None:
 
 
 def test_the_example_is_a_valid_config_file(tmp_path: Path) -> None:
-    from transports.config import load_settings
+    from transports.config.loading import load_settings
 
     path = tmp_path / "lockstore.toml"
     path.write_text(_config_example())

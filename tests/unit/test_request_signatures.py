@@ -1,4 +1,4 @@
-"""Signed MQTT requests without sockets (transports/request_signatures.py): the signed bytes, the client
+"""Signed MQTT requests without sockets (transports/security/request_signatures.py): the signed bytes, the client
 helper, what a signature binds, freshness and replays."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transports.certificates import ProfileType
-from transports.certs_tool import Issued, arrowhead_cn, issue, make_ca
-from transports.errors import ArrowheadError
-from transports.request_signatures import RequestSignatures, sign_request, signing_input
+from transports.api.errors import ArrowheadError
+from transports.security.certificates import ProfileType
+from transports.security.certs_tool import Issued, arrowhead_cn, issue, make_ca
+from transports.security.request_signatures import RequestSignatures, sign_request, signing_input
 
 TOPIC = "arrowhead/serviceorchestration/orchestration/management/lock/remove"
 NOW = datetime(2026, 11, 23, 12, 22, 44, 560000, tzinfo=UTC)

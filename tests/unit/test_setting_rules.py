@@ -1,4 +1,4 @@
-"""The rule table of the settings (transports/setting_rules.py): every setting has a rule, the defaults pass,
+"""The rule table of the settings (transports/config/rules.py): every setting has a rule, the defaults pass,
 values that would break the service at run time are refused with one line naming the setting."""
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.config import Settings, SettingsError, check_settings, load_settings
-from transports.setting_rules import RULES, problems, value_problem, warnings
+from transports.config.loading import SettingsError, check_settings, load_settings
+from transports.config.rules import RULES, problems, value_problem, warnings
+from transports.config.settings import Settings
 
 
 def test_every_setting_has_exactly_one_rule() -> None:
     assert set(RULES) == set(Settings.__struct_fields__), (
-        "add one line per setting to RULES in transports/setting_rules.py (TYPE_ONLY if its type says it all)")
+        "add one line per setting to RULES in transports/config/rules.py (TYPE_ONLY if its type says it all)")
 
 
 def test_the_defaults_pass_every_rule() -> None:

@@ -13,11 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.certs import CertSet, make_cert_set, shaped
-from transports.certificates import ProfileType
-from transports.certs_tool import issue
 from transports.cli import main
-from transports.config import Settings
-from transports.tls import TlsConfigError, https_setup, mqtt_client_context
+from transports.config.settings import Settings
+from transports.security.certificates import ProfileType
+from transports.security.certs_tool import issue
+from transports.security.tls import TlsConfigError, https_setup, mqtt_client_context
 
 
 @pytest.fixture(scope="module")

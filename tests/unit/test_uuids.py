@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transports.uuids import is_uuid, parse_uuid
+from transports.api.uuids import is_uuid, parse_uuid
 
 ZERO = "00000000-0000-0000-0000-000000000000"
 

@@ -21,8 +21,8 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from transports.http import LOCK_PATH, STORE_PATH
-from transports.mqtt_requests import LOCK_BASE, OPERATIONS, STORE_BASE
+from transports.http.app import LOCK_PATH, STORE_PATH
+from transports.mqtt.dispatch import LOCK_BASE, OPERATIONS, STORE_BASE
 
 SERVICE_REGISTRY = "ServiceRegistry"  # C:`Constants.SYS_NAME_SERVICE_REGISTRY`
 SYSTEM_DISCOVERY = "systemDiscovery"

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from transports.config import Settings
-from transports.errors import ArrowheadError
-from transports.mqtt import parse_broker_url, uses_tls
-from transports.names import normalize_system_name, validate_system_name
+from transports.api.errors import ArrowheadError
+from transports.api.names import normalize_system_name, validate_system_name
+from transports.config.broker_url import parse_broker_url, uses_tls
+from transports.config.settings import Settings
+from transports.security.tls import HttpsSetup
 from transports.service_registry.payloads import GENERIC_HTTP, GENERIC_HTTPS, X509_PUBLIC_KEY, Mqtt, x509_public_key
-from transports.tls import HttpsSetup
 
 DEFAULT_SYSTEM_NAME = "DynamicServiceOrchestration"  # the reference's lock management system
 DEFAULT_PORT = 8443  # the ServiceRegistry's port in the reference's application.properties
