@@ -16,7 +16,6 @@ from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from actors.clock import Clock, SystemClock
 from actors.lock_actor import LockActor
@@ -29,8 +28,9 @@ from transports.certificates import CertificatePolicy, cloud_of_server
 from transports.config import Settings
 from transports.http import HttpAccess, create_app
 from transports.https import ClientCertificateScope, TlsHypercornConfig
+from transports.hypercorn_server import serve as http_serve
 from transports.identity import ManagementPolicy, normalize_whitelist
-from transports.keepalive import ShieldLastBody
+from transports.keepalive import CloseAtShutdown
 from transports.logging_setup import redact_url
 from transports.monitor import Monitor, wire_monitor
 from transports.mqtt import MqttServer, parse_broker_url, uses_tls
@@ -71,7 +71,8 @@ def _hypercorn_config(settings: Settings, https: HttpsSetup | None = None) -> Hy
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None  # the access log is ours (transports/access.py): structured, with the requester
     config.errorlog = logging.getLogger("lockstore.http")
-    # In-flight requests take milliseconds; hypercorn also waits this long for idle keep-alive connections.
+    # At shutdown idle connections close at once and busy ones right after their in-flight response
+    # (transports/hypercorn_server.py); this bounds only clients that stopped reading.
     config.graceful_timeout = 5.0
     config.keep_alive_timeout = 30.0
     return config
@@ -146,10 +147,11 @@ async def run_service(
                 signal_watch = trio.CancelScope()
                 if handle_signals:
                     edge_nursery.start_soon(_wait_for_signal, running.shutdown, signal_watch)
+                served = ClientCertificateScope(app) if https else app
                 urls = await edge_nursery.start(
                     partial(
-                        hypercorn_serve,
-                        monitor.observe(ShieldLastBody(ClientCertificateScope(app) if https else app)),
+                        http_serve,
+                        monitor.observe(CloseAtShutdown(served, running.shutdown.is_set)),
                         _hypercorn_config(settings, https),
                         shutdown_trigger=running.shutdown.wait,
                     )
