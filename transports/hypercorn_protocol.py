@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import h2.events
+import h11
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
@@ -98,6 +99,12 @@ class Protocol:
 
     async def initiate(self) -> None:
         await self.protocol.initiate()
+
+    def responding(self) -> bool:
+        """An HTTP/1.1 response has started and is not complete."""
+        protocol = self.protocol
+        return (isinstance(protocol, H11Protocol) and protocol.stream is not None
+                and protocol.connection.our_state is h11.SEND_BODY)
 
     async def goodbye(self) -> None:
         """Tell the client the connection is about to close (HTTP/2 GOAWAY; nothing for HTTP/1.1)."""

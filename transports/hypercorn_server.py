@@ -20,7 +20,9 @@ Here each connection runs hypercorn's `ProtocolWrapper` (h11 / h2, unchanged) wi
 - idleness as a flag that the protocol's `Updated` events set synchronously, and one watcher task per
   connection that closes it after `keep_alive_timeout` idle, or at once when the server stops; deciding
   and closing happen in one step, so a request the connection has read always gets its response;
-- closing the connection also stops its reader, wherever it waits.
+- closing the connection also stops its reader, wherever it waits;
+- a protocol error in what the client sends after its request (h11 refuses bytes that follow a request
+  answered with `Connection: close`) stops the reading but no longer cuts the response under way.
 
 Shutdown (`serve`): stop accepting, close idle connections at once, let each busy one finish its
 in-flight response (h11 then closes it, since the worker context says terminated; HTTP/2 sends GOAWAY
@@ -79,6 +81,7 @@ class Connection:
         self._send_lock = trio.Lock()
         self._reader = trio.CancelScope()
         self._reader_task: trio.lowlevel.Task | None = None
+        self._reading_stopped = False
         self._watcher = trio.CancelScope()
 
     async def run(self) -> None:
@@ -126,9 +129,15 @@ class Connection:
                         data = await self.stream.receive_some(MAX_RECEIVE)
                 except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                     break
+                if self.closed:
+                    break  # closed (idle) while these bytes were on their way: they are not read
                 await self.protocol.handle(RawData(bytes(data)))
+                if self._reading_stopped:
+                    return  # the response under way finishes first; h11 closes the connection after it
                 if not data:
                     break
+        # However reading ended, a request still in flight learns that its client is gone.
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             await self.protocol.handle(Closed())
 
     # -------------------------------------------------------------------------------- the protocol's events
@@ -142,6 +151,12 @@ class Connection:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     await self.protocol.handle(Closed())
         elif isinstance(event, Closed):
+            if trio.lowlevel.current_task() is self._reader_task and self.protocol.responding():
+                # h11 refuses what the client sent after the request (e.g. anything after our
+                # `Connection: close`) while our response is on its way: stop reading, but let the
+                # response finish; h11 asks to close again once it has.
+                self._reading_stopped = True
+                return
             await self._close()
             await self.protocol.handle(Closed())
         elif isinstance(event, Updated):
@@ -168,6 +183,11 @@ class Connection:
         """Make the watcher look again (idleness changed, or the server is stopping)."""
         self._wake.set()
         self._wake = trio.Event()
+
+    @property
+    def busy(self) -> bool:
+        """A request is in flight (read, and not yet answered in full)."""
+        return not self._idle
 
     def stop(self) -> None:
         """The server stops: close at once if idle, else once the in-flight response is out."""
@@ -288,8 +308,12 @@ async def serve(
                 )
                 task_status.started(binds)
                 await shutdown_trigger()
+                # From here on, h11 closes a connection after its response and h2 refuses new streams.
+                await context.terminated.set()
                 accept_nursery.cancel_scope.cancel()  # stop accepting; the listening sockets close
-            await context.terminated.set()
+            busy = sum(connection.busy for connection in connections.open)
+            log.info("HTTP stopped accepting; closing %d idle connection(s), finishing %d busy one(s)",
+                     len(connections.open) - busy, busy)
             for connection in list(connections.open):
                 connection.stop()
             with trio.move_on_after(config.graceful_timeout):
