@@ -26,6 +26,7 @@ from actors.store import RuleTable
 from actors.store_actor import StoreActor
 from transports.certificates import CertificatePolicy, cloud_of_server
 from transports.config import Settings
+from transports.framing import RefuseAmbiguousRequests
 from transports.http import HttpAccess, create_app
 from transports.https import ClientCertificateScope, TlsHypercornConfig
 from transports.hypercorn_server import serve as http_serve
@@ -151,7 +152,7 @@ async def run_service(
                 urls = await edge_nursery.start(
                     partial(
                         http_serve,
-                        monitor.observe(CloseAtShutdown(served, running.shutdown.is_set)),
+                        monitor.observe(RefuseAmbiguousRequests(CloseAtShutdown(served, running.shutdown.is_set))),
                         _hypercorn_config(settings, https),
                         shutdown_trigger=running.shutdown.wait,
                     )
