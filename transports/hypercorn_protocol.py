@@ -5,7 +5,8 @@ A stream is missing there when hypercorn has already finished with it while the 
 body: the app answered early (a body over 1 MiB gets its 413 before the rest arrives), or the server
 refused the stream at shutdown. The `KeyError` then ended the connection task and, through hypercorn's
 server nursery, the whole process: one HTTP/2 POST of 2 MiB stopped the service. Here such DATA is
-acknowledged (the connection's flow-control window stays open) and dropped.
+acknowledged (the connection's flow-control window stays open) and dropped. Likewise an `Upgrade: h2c`
+request with a malformed `HTTP2-Settings` header stopped the process; it now closes its connection.
 
 And hypercorn ends a stream too early at shutdown: its last response send returns once the body is
 handed to h2, before the send task has written END_STREAM; the stream then counts as closed, the
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import h2.events
+import h2.exceptions
 import h11
 import trio
 from hypercorn.config import Config
@@ -93,6 +95,7 @@ class Protocol:
                  server: tuple[str, int] | None, send: Callable[[Event], Awaitable[None]],
                  alpn_protocol: str) -> None:
         self._arguments = (app, config, context, task_group, state, ssl, client, server, send)
+        self._send = send
         self.protocol: H11Protocol | H2 = (
             H2(*self._arguments) if alpn_protocol == "h2" else H11Protocol(*self._arguments)
         )
@@ -120,7 +123,13 @@ class Protocol:
             if error.data:
                 await self.protocol.handle(RawData(data=error.data))
         except H2CProtocolRequiredError as error:  # `Upgrade: h2c`
-            self.protocol = H2(*self._arguments)
-            await self.protocol.initiate(error.headers, error.settings)
+            upgraded = H2(*self._arguments)
+            try:
+                await upgraded.initiate(error.headers, error.settings)
+            except (ValueError, h2.exceptions.H2Error):
+                # A bad HTTP2-Settings header (not base64, an invalid value): it used to end the process.
+                await self._send(Closed())
+                return
+            self.protocol = upgraded
             if error.data:
                 await self.protocol.handle(RawData(data=error.data))

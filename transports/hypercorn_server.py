@@ -51,7 +51,7 @@ from transports.hypercorn_protocol import Protocol
 log = logging.getLogger("lockstore.http")
 
 MAX_RECEIVE = 1 << 16
-SEND_PIECE = 1 << 16  # bytes per shielded write
+SEND_PIECE = 1 << 14  # bytes per shielded write: a client must take this much per SEND_STALL_TIMEOUT
 SEND_STALL_TIMEOUT = 30.0  # seconds a client may accept none of a write piece before it is dropped
 
 Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
@@ -212,7 +212,7 @@ class Connection:
             # Idle, and no checkpoint since the flag was read: stop reading before anything else.
             self._stop_reader()
             with trio.CancelScope(shield=True):
-                with trio.move_on_after(1.0):  # a client that reads nothing is not waited for
+                with trio.move_on_after(1.0):  # (a GOAWAY the client does not read: see _send_all)
                     await self.protocol.goodbye()
                 await self.protocol.handle(Closed())
                 await self._close()
