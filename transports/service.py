@@ -16,7 +16,6 @@ from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from actors.clock import Clock, SystemClock
 from actors.lock_actor import LockActor
@@ -29,7 +28,9 @@ from transports.api.operations import Limits, Operations
 from transports.config.broker_url import parse_broker_url, redact_url, uses_tls
 from transports.config.settings import Settings
 from transports.http.app import HttpAccess, create_app
-from transports.http.keepalive import ShieldLastBody
+from transports.http.framing import RefuseAmbiguousRequests
+from transports.http.hypercorn_server import serve as http_serve
+from transports.http.keepalive import CloseAtShutdown
 from transports.http.tls_scope import ClientCertificateScope, TlsHypercornConfig
 from transports.mqtt.dispatch import MqttAccess, MqttDispatcher
 from transports.mqtt.server import MqttServer
@@ -73,7 +74,8 @@ def _hypercorn_config(settings: Settings, https: HttpsSetup | None = None) -> Hy
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None  # the access log is ours (observability/access.py): structured, with the requester
     config.errorlog = logging.getLogger("lockstore.http")
-    # In-flight requests take milliseconds; hypercorn also waits this long for idle keep-alive connections.
+    # At shutdown idle connections close at once and busy ones right after their in-flight response
+    # (transports/http/hypercorn_server.py); this bounds only clients that stopped reading.
     config.graceful_timeout = 5.0
     config.keep_alive_timeout = 30.0
     return config
@@ -156,10 +158,11 @@ async def run_service(
                 signal_watch = trio.CancelScope()
                 if handle_signals:
                     edge_nursery.start_soon(_wait_for_signal, running.shutdown, signal_watch)
+                served = ClientCertificateScope(app) if https else app
                 urls = await edge_nursery.start(
                     partial(
-                        hypercorn_serve,
-                        monitor.observe(ShieldLastBody(ClientCertificateScope(app) if https else app)),
+                        http_serve,
+                        monitor.observe(RefuseAmbiguousRequests(CloseAtShutdown(served, running.shutdown.is_set))),
                         _hypercorn_config(settings, https),
                         shutdown_trigger=http_stop.wait,
                     )

@@ -226,8 +226,8 @@ async def test_sigterm_under_mixed_load(tmp_path: Path, broker: MosquittoBroker)
 
 async def test_sigterm_does_not_wait_out_idle_keep_alive_connections(tmp_path: Path) -> None:
     """An idle keep-alive client used to hold shutdown for the whole graceful timeout (5 s): quart-trio
-    cancelled hypercorn's idle-timeout task as it started (transports/http/keepalive.py). Now idle connections
-    that have each served a few requests are closed at once and the process exits promptly."""
+    cancelled hypercorn's idle-timeout task as it started (transports/http/hypercorn_server.py). Now idle
+    connections that have each served a few requests are closed at once and the process exits promptly."""
     from tests.crash.service_process import drain, start
 
     process, url = await start(tmp_path / "data")

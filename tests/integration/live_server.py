@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOCKSTORE = [sys.executable, "-m", "transports.cli", "serve"]
-_SERVING = re.compile(r"serving HTTP on (http://[0-9.]+:\d+)")
+_SERVING = re.compile(r"serving HTTP on (https?://[0-9.]+:\d+)")
 
 
 @dataclass

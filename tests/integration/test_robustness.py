@@ -8,15 +8,23 @@ server's resident memory stays under a fixed bound.
 from __future__ import annotations
 
 import json
+import signal
+import ssl
+import subprocess
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import trio
 
+from tests.certs import make_cert_set
 from tests.integration.live_server import LiveServer, live_server
+from tests.integration.raw_http import read_to_close, request_head, stalled_h1_download, stalled_h2_download
 
 SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}
 JSON = {**SYSOP, "Content-Type": "application/json"}
@@ -24,6 +32,7 @@ LOCK = "/serviceorchestration/orchestration/mgmt/lock"
 STORE = "/serviceorchestration/orchestration/mgmt/simple-store"
 MIB = 1 << 20
 PROMPT = 1.0  # seconds: what "still served promptly" means for a tiny request on a loaded 2-core machine
+GRACE = 5.0  # the server's graceful shutdown timeout (transports/service.py)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +121,35 @@ async def test_oversized_bodies_are_refused_with_413(server: LiveServer, client:
     just_fits = await client.post(f"{LOCK}/query", content=b"{}" + b" " * (MIB - 2), headers=JSON)
     assert just_fits.status_code == 200
     assert max(await probe(server, 5)) < PROMPT
+
+
+async def test_http2_body_over_the_limit_is_a_413_and_the_server_lives_on(server: LiveServer) -> None:
+    """HTTP/2 (h2c): the 413 goes out before the 2 MiB body is in; the rest of the body then arrives for a stream
+    hypercorn has finished with, and its KeyError on that DATA used to end the whole process (exit 1)."""
+    async with httpx.AsyncClient(base_url=server.url, http1=False, http2=True, timeout=10) as http:
+        response = await http.post(f"{LOCK}/create", content=b" " * (2 * MIB), headers=JSON)
+        assert response.http_version == "HTTP/2"
+        assert_arrowhead_error(response, 413, "too large")
+        assert (await http.get("/health/live")).status_code == 200  # the same connection carries on
+    assert server.process.poll() is None, server.log_text()[-2000:]
+    assert max(await probe(server, 5)) < PROMPT
+
+
+@pytest.mark.parametrize("settings", [b"AAA", b"AAIAAAAC", b"AAU_____"], ids=["not-base64", "push-2", "frame-size"])
+async def test_h2c_upgrade_with_bad_settings_closes_only_that_connection(server: LiveServer, settings: bytes) -> None:
+    """`Upgrade: h2c` with an HTTP2-Settings header that is not base64 or holds an invalid value: hypercorn
+    raised out of its connection task and stopped the process. Now that connection is closed, nothing logged
+    as a server fault."""
+    stream = await trio.open_tcp_stream(*_address(server))
+    async with stream:
+        await stream.send_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                              b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\n\r\n")
+        with trio.fail_after(5):
+            answer = await read_to_close(stream)
+    assert answer.startswith(b"HTTP/1.1 101 ")  # hypercorn switches before it reads the settings
+    assert server.process.poll() is None, server.log_text()[-2000:]
+    assert max(await probe(server, 3)) < PROMPT
+    assert "HTTP connection failed" not in server.log_text()
 
 
 @pytest.mark.parametrize(
@@ -275,3 +313,132 @@ async def test_memory_stays_bounded_under_repeated_abuse(server: LiveServer, cli
     assert last - first < 32 * MIB, f"RSS {first / MIB:.0f} → {last / MIB:.0f} MiB over 4 rounds"
     assert last < 400 * MIB
     assert max(await probe(server, 5)) < PROMPT
+
+
+# ------------------------------------------------------------------------------------------- stalled readers
+
+
+def server_side_states(port: int) -> Counter[str]:
+    """TCP states of the server's accepted sockets on `port` (Linux /proc/net/tcp*), listener excluded."""
+    states: Counter[str] = Counter()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if int(local.rsplit(":", 1)[1], 16) == port and state != "0A":
+                states[TCP_STATES.get(state, state)] += 1
+    return states
+
+
+TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+              "07": "CLOSE", "09": "LAST_ACK", "0B": "CLOSING"}
+OPEN_STATES = ("ESTABLISHED", "CLOSE_WAIT")  # a socket the server still holds open
+
+
+async def stop_with_sigterm(server: LiveServer, within: float) -> tuple[int, float]:
+    began = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        code = await trio.to_thread.run_sync(partial(server.process.wait, within))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running {within} s after SIGTERM:\n{server.log_text()[-2000:]}") from None
+    return code, time.monotonic() - began
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tls", [False, True], ids=["cleartext", "tls"])
+async def test_stalled_readers_leak_no_connection_and_do_not_block_sigterm(
+    tmp_path: Path, tls: bool
+) -> None:
+    """Clients that read the start of the 1.5 MB Swagger bundle and stop: over HTTP/1.1 (TCP zero window)
+    and HTTP/2 (never a WINDOW_UPDATE after the first flow-control window), cleartext (h2c) and TLS (h2 by
+    ALPN). Those that then hang up are closed by the server at once (no CLOSE-WAIT); those that stay
+    connected do not slow anyone else down; SIGTERM closes them after the grace period and the process
+    exits."""
+    certs = make_cert_set(tmp_path / "certs") if tls else None
+    tls_args = ["--tls-cert", str(certs.server.cert), "--tls-key", str(certs.server.key)] if certs else []
+    ca = certs.ca if certs else None
+    with live_server(tmp_path / "data", "--no-access-log", *tls_args) as server:
+        host, port = _address(server)
+        staying = [await stalled_h1_download(host, port, ca) for _ in range(2)]
+        staying += [(await stalled_h2_download(host, port, ca)).stream for _ in range(2)]
+        leaving = [await stalled_h1_download(host, port, ca) for _ in range(2)]
+        leaving += [(await stalled_h2_download(host, port, ca)).stream for _ in range(2)]
+        assert server_side_states(port)["ESTABLISHED"] == 8
+        for stream in leaving:
+            await stream.aclose()
+        with trio.move_on_after(5):
+            while sum(server_side_states(port)[state] for state in OPEN_STATES) > len(staying):
+                await trio.sleep(0.05)  # the kernel has no event to wait for
+        states = server_side_states(port)
+        assert states["CLOSE_WAIT"] == 0 and states["ESTABLISHED"] == len(staying), states
+
+        verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+        async with httpx.AsyncClient(base_url=server.url, verify=verify, timeout=10) as http:
+            started = time.perf_counter()
+            assert (await http.get("/health/live")).status_code == 200
+            assert time.perf_counter() - started < PROMPT
+
+        code, took = await stop_with_sigterm(server, GRACE + 10)
+        for stream in staying:
+            with trio.fail_after(2):
+                await read_to_close(stream)  # the server has closed it (the process is gone)
+    assert code == 0, server.log_text()[-2000:]
+    assert took < GRACE + 3, f"SIGTERM took {took:.1f} s with stalled readers"
+    assert "4 HTTP connection(s) still busy after 5.0 s" in server.log_text()
+
+
+# ------------------------------------------------------------------------------------------- ambiguous requests
+
+
+def one_lock(instance: str) -> bytes:
+    return json.dumps({"locks": [{"serviceInstanceId": f"{instance}|svc|1.0.0", "owner": "Framing",
+                                  "expiresAt": "2999-01-01T00:00:00Z"}]}).encode()
+
+
+async def lock_exists(client: httpx.AsyncClient, instance: str) -> bool:
+    response = await client.post(f"{LOCK}/query", json={"serviceInstanceIds": [f"{instance}|svc|1.0.0"]})
+    assert response.status_code == 200
+    return bool(response.json()["count"])
+
+
+async def test_content_length_with_transfer_encoding_is_refused_and_the_connection_closed(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    """RFC 9112 §6.1: a proxy that frames by Content-Length would pass the chunked remainder on as the next
+    request (smuggling). The request is refused with a 400 Arrowhead body and `Connection: close`, nothing
+    is applied, and nothing after it on that connection is read."""
+    body = one_lock("Smuggled")
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    smuggled = request_head("POST", f"{LOCK}/create", body_length=len(one_lock("Behind"))) + one_lock("Behind")
+    stream = await trio.open_tcp_stream(*_address(server))
+    async with stream:
+        await stream.send_all(request_head("POST", f"{LOCK}/create", body_length=4,
+                                           extra="Transfer-Encoding: chunked\r\n") + chunked + smuggled)
+        with trio.fail_after(5):
+            answer = await read_to_close(stream)
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"\r\nconnection: close" in head.lower(), answer[:400]
+    error = json.loads(rest)  # one response and nothing after it
+    assert error == {"errorMessage": "Request has both Content-Length and Transfer-Encoding headers",
+                     "errorCode": 400, "exceptionType": "INVALID_PARAMETER", "origin": f"POST {LOCK}/create"}
+    assert not await lock_exists(client, "Smuggled") and not await lock_exists(client, "Behind")
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+async def test_two_authorization_headers_are_refused(server: LiveServer, http2: bool) -> None:
+    """A proxy may have checked the other Authorization header than the one we would use: 400, not applied,
+    whichever comes first, on any path."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10, http1=not http2, http2=http2) as http:
+        for first, second in (("Bearer SYSTEM//Sysop", "Bearer SYSTEM//Other"),
+                              ("Bearer SYSTEM//Other", "Bearer SYSTEM//Sysop")):
+            headers = [("Authorization", first), ("Authorization", second), ("Content-Type", "application/json")]
+            response = await http.post(f"{LOCK}/create", content=one_lock("TwoAuth"), headers=headers)
+            assert response.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+            assert_arrowhead_error(response, 400, "more than one Authorization header")
+            assert response.json()["origin"] == f"POST {LOCK}/create"
+        unknown = await http.get("/nowhere", headers=[("Authorization", "Bearer SYSTEM//Sysop")] * 2)
+        assert_arrowhead_error(unknown, 400, "more than one Authorization header")
+    async with httpx.AsyncClient(base_url=server.url, headers=SYSOP, timeout=10) as sysop:
+        assert not await lock_exists(sysop, "TwoAuth")
+        single = await sysop.post(f"{LOCK}/create", content=one_lock(f"OneAuth{http2}"), headers=JSON)
+        assert single.status_code == 201, single.text

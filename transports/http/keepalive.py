@@ -1,41 +1,41 @@
-"""Lets hypercorn close idle keep-alive connections at shutdown instead of waiting them out.
+"""Tells HTTP/1.x clients that their connection closes after this response, once shutdown has begun.
 
-The race (hypercorn 0.18 with quart-trio): the app's last `http.response.body` send is what makes
-hypercorn recycle the connection and start its idle-timeout task (`nursery.start`), the task that
-closes an idle connection when the server shuts down. The same recycle tells the app the request
-stream closed (`http.disconnect`), and quart-trio then cancels its own request nursery, which holds
-the task still inside that send. The cancellation lands in `nursery.start` and kills the idle task at
-birth, so the connection has no one to close it: a server with one idle keep-alive client waited the
-whole graceful timeout (5 s) on every shutdown. Shielding that one send lets the idle task start.
-Hypercorn shields its own socket writes already, so the shield adds no new way to block.
+At shutdown the server finishes each in-flight request and then closes its connection
+(transports/http/hypercorn_server.py). A response started after the shutdown began carries
+`Connection: close`, so a keep-alive client knows not to send another request on that connection
+(one it sends anyway is never read, so never applied). HTTP/2 has GOAWAY for this, which hypercorn
+sends itself once the connection is idle.
 """
 
 from __future__ import annotations
 
-import trio
+from collections.abc import Callable
+
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 
-
-def is_last_body(message: ASGISendEvent) -> bool:
-    return message["type"] == "http.response.body" and not message.get("more_body", False)
+CONNECTION_CLOSE = (b"connection", b"close")
 
 
-class ShieldLastBody:
-    """ASGI middleware: the final response-body send of each HTTP request runs shielded."""
+def closing_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with `Connection: close` (once) in place of any other Connection header."""
+    return [*(header for header in headers if header[0].lower() != b"connection"), CONNECTION_CLOSE]
 
-    def __init__(self, app: ASGIFramework) -> None:
+
+class CloseAtShutdown:
+    """ASGI middleware: `Connection: close` on every HTTP/1.x response started while `stopping()`."""
+
+    def __init__(self, app: ASGIFramework, stopping: Callable[[], bool]) -> None:
         self.app = app
+        self.stopping = stopping
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["http_version"] not in ("1.0", "1.1"):
             await self.app(scope, receive, send)
             return
 
-        async def shielded_send(message: ASGISendEvent) -> None:
-            if is_last_body(message):
-                with trio.CancelScope(shield=True):
-                    await send(message)
-            else:
-                await send(message)
+        async def send_closing(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.start" and self.stopping():
+                message = {**message, "headers": closing_headers(list(message.get("headers", ())))}
+            await send(message)
 
-        await self.app(scope, receive, shielded_send)
+        await self.app(scope, receive, send_closing)

@@ -47,6 +47,7 @@ DOCS_ASSETS = {
 }
 
 # Relative URLs, so that the page also works behind a reverse proxy that adds a path prefix.
+# `validatorUrl: null`: Swagger UI would otherwise send the document's URL to validator.swagger.io.
 DOCS_PAGE = b"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -66,6 +67,7 @@ DOCS_PAGE = b"""<!DOCTYPE html>
         url: "openapi.json",
         dom_id: "#swagger-ui",
         deepLinking: true,
+        validatorUrl: null,
         presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
         layout: "StandaloneLayout"
       });
