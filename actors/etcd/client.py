@@ -105,7 +105,12 @@ class EtcdClient:
     """One per instance; shared by every task (httpx pools the connections, one request per connection)."""
 
     def __init__(
-        self, config: EtcdConfig, *, stats: EtcdStats | None = None, backoff: Backoff | None = None
+        self,
+        config: EtcdConfig,
+        *,
+        stats: EtcdStats | None = None,
+        backoff: Backoff | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: a scripted gateway, no sockets
     ) -> None:
         if config.username is not None and config.password is None:
             raise ValueError("etcd_password is required with etcd_user")
@@ -121,6 +126,7 @@ class EtcdClient:
                 max_connections=config.max_connections, max_keepalive_connections=config.max_connections
             ),
             trust_env=False,  # no proxy from the environment between us and etcd
+            transport=transport,
         )
         self._token: str | None = None
         self._auth_lock = trio.Lock()

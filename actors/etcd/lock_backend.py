@@ -39,7 +39,7 @@ def new_request_token() -> str:
 
 
 @dataclass(frozen=True)
-class _Create:
+class Create:
     txn: wire.TxnRequest
     planned: tuple[Lock, ...]
 
@@ -48,12 +48,33 @@ class _Create:
 
 
 @dataclass(frozen=True)
-class _Remove:
+class Remove:
     txn: wire.TxnRequest
     removed: int
 
     def result(self, revision: int) -> int:
         return self.removed
+
+
+def plan_create(cache: LockCache, locks: Sequence[NewLock], now: float, request: str) -> Create:
+    """LockTable's create plan on the cache (Rejected with its messages) as a guarded txn. `now` is
+    the takeover instant: the wall clock minus the skew margin."""
+    table = cache.table
+    event = table.plan_create(locks, now)
+    held: dict[str, int] = {}
+    for lock in event.locks:
+        old = table.get_by_instance(lock.service_instance_id)
+        if old is not None:  # expired (the plan checked): taken over if still as seen
+            held[lock.service_instance_id] = lock_revision(old.id)
+    return Create(create_txn(cache.layout, event.locks, held, request), event.locks)
+
+
+def plan_remove(cache: LockCache, owner: str, service_instance_ids: Sequence[str], now: float) -> Remove | Done[int]:
+    event = cache.table.plan_remove(owner, service_instance_ids, now)
+    if event is None:
+        return Done(0)
+    locks = [lock for lock in map(cache.table.get, event.ids) if lock is not None]
+    return Remove(remove_txn(cache.layout, locks), len(locks))
 
 
 class EtcdLockActor:
@@ -103,15 +124,8 @@ class EtcdLockActor:
         request = new_request_token()
         instances = [entry.service_instance_id for entry in locks]
 
-        def plan(cache: LockCache) -> _Create:
-            table = cache.table
-            event = table.plan_create(locks, self._clock.now() - self._expiry_settings.skew_margin)
-            held: dict[str, int] = {}
-            for lock in event.locks:
-                old = table.get_by_instance(lock.service_instance_id)
-                if old is not None:  # expired (the plan checked): taken over if still as seen
-                    held[lock.service_instance_id] = lock_revision(old.id)
-            return _Create(create_txn(self._layout, event.locks, held, request), event.locks)
+        def plan(cache: LockCache) -> Create:
+            return plan_create(cache, locks, self._clock.now() - self._expiry_settings.skew_margin, request)
 
         async def resolve(unknown: Sequence[Attempt[list[Lock]]]) -> tuple[Attempt[list[Lock]], int] | None:
             reply = await self._client.txn(read_back_txn(self._layout, instances))
@@ -125,12 +139,8 @@ class EtcdLockActor:
         return await self._replica.ask(lambda cache: cache.table.query(lock_filter, page, self._clock.now()))
 
     async def remove(self, owner: str, service_instance_ids: Sequence[str]) -> int:
-        def plan(cache: LockCache) -> _Remove | Done[int]:
-            event = cache.table.plan_remove(owner, service_instance_ids, self._clock.now())
-            if event is None:
-                return Done(0)
-            locks = [lock for lock in map(cache.table.get, event.ids) if lock is not None]
-            return _Remove(remove_txn(self._layout, locks), len(locks))
+        def plan(cache: LockCache) -> Remove | Done[int]:
+            return plan_remove(cache, owner, service_instance_ids, self._clock.now())
 
         # No resolve: after a lost answer the request is planned again, and finds its locks gone or not.
         return await write(self._replica, self._client, plan)

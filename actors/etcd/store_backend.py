@@ -33,7 +33,7 @@ def random_rule_id() -> str:
 
 
 @dataclass(frozen=True)
-class _Create:
+class Create:
     txn: wire.TxnRequest
     rules: tuple[Rule, ...]
 
@@ -42,7 +42,7 @@ class _Create:
 
 
 @dataclass(frozen=True)
-class _Modify:
+class Modify:
     txn: wire.TxnRequest
     named: list[Rule]
 
@@ -51,12 +51,37 @@ class _Modify:
 
 
 @dataclass(frozen=True)
-class _Remove:
+class Remove:
     txn: wire.TxnRequest
     removed: int
 
     def result(self, revision: int) -> int:
         return self.removed
+
+
+def plan_create(
+    cache: RuleCache, rules: Sequence[NewRule], requester: str, now: int, new_id: Callable[[], str], request: str
+) -> Create:
+    event = cache.table.plan_create(rules, requester, now, new_id)
+    return Create(rule_txns.create_txn(cache.layout, event.rules, request), event.rules)
+
+
+def plan_modify(
+    cache: RuleCache, priorities: Mapping[str, int], requester: str, now: int, request: str
+) -> Modify | Done[list[Rule]]:
+    event, named = cache.table.plan_modify(priorities, requester, now)
+    if event is None:
+        return Done(named)
+    old = [rule for rule in map(cache.table.get, (new.id for new in event.rules)) if rule is not None]
+    return Modify(rule_txns.modify_txn(cache.layout, old, event.rules, cache.revisions, request), named)
+
+
+def plan_remove(cache: RuleCache, ids: Sequence[str]) -> Remove | Done[int]:
+    event = cache.table.plan_remove(ids)
+    if event is None:
+        return Done(0)
+    rules = [rule for rule in map(cache.table.get, event.ids) if rule is not None]
+    return Remove(rule_txns.remove_txn(cache.layout, rules, cache.revisions), len(rules))
 
 
 class EtcdStoreActor:
@@ -103,46 +128,34 @@ class EtcdStoreActor:
     async def create(self, rules: Sequence[NewRule], requester: str) -> list[Rule]:
         request = new_request_token()
 
-        def plan(cache: RuleCache) -> _Create:
-            event = cache.table.plan_create(rules, requester, self._now(), self._new_id)
-            return _Create(rule_txns.create_txn(self._layout, event.rules, request), event.rules)
+        def plan(cache: RuleCache) -> Create:
+            return plan_create(cache, rules, requester, self._now(), self._new_id, request)
 
         async def resolve(unknown: Sequence[Attempt[list[Rule]]]) -> tuple[Attempt[list[Rule]], int] | None:
-            attempts = [attempt for attempt in unknown if isinstance(attempt, _Create)]
-            ids = [rule.id for attempt in attempts for rule in attempt.rules]
-            reply = await self._client.txn(rule_txns.read_back_txn(self._layout, ids))
-            found = rule_txns.applied_at(self._layout, reply, request)
-            if found is None:
-                return None
-            rule_id, revision = found
-            return next(a for a in attempts if any(rule.id == rule_id for rule in a.rules)), revision
+            for attempt in unknown:  # each at most max_batch keys: one read-back txn each
+                if not isinstance(attempt, Create):
+                    continue
+                ids = [rule.id for rule in attempt.rules]
+                reply = await self._client.txn(rule_txns.read_back_txn(self._layout, ids))
+                found = rule_txns.applied_at(self._layout, reply, request)
+                if found is not None:
+                    return attempt, found[1]
+            return None
 
         return await write(self._replica, self._client, plan, resolve)
 
     async def modify_priorities(self, priorities: Mapping[str, int], requester: str) -> list[Rule]:
         request = new_request_token()
 
-        def plan(cache: RuleCache) -> _Modify | Done[list[Rule]]:
-            event, named = cache.table.plan_modify(priorities, requester, self._now())
-            if event is None:
-                return Done(named)
-            before = [cache.table.get(rule.id) for rule in event.rules]
-            old = [rule for rule in before if rule is not None]
-            return _Modify(rule_txns.modify_txn(self._layout, old, event.rules, cache.revisions, request), named)
+        def plan(cache: RuleCache) -> Modify | Done[list[Rule]]:
+            return plan_modify(cache, priorities, requester, self._now(), request)
 
         # No resolve: planned again after a lost answer, a modify that was applied finds nothing to change
         # and answers the rules as they are (which is what it would have answered).
         return await write(self._replica, self._client, plan)
 
     async def remove(self, ids: Sequence[str]) -> int:
-        def plan(cache: RuleCache) -> _Remove | Done[int]:
-            event = cache.table.plan_remove(ids)
-            if event is None:
-                return Done(0)
-            rules = [rule for rule in map(cache.table.get, event.ids) if rule is not None]
-            return _Remove(rule_txns.remove_txn(self._layout, rules, cache.revisions), len(rules))
-
-        return await write(self._replica, self._client, plan)
+        return await write(self._replica, self._client, lambda cache: plan_remove(cache, ids))
 
     async def count(self) -> int:
         return await self._replica.ask(lambda cache: len(cache.table))
