@@ -14,6 +14,8 @@ Messages are etcd 3.4's (etcdserver/api/v3rpc/rpctypes/error.go); unknown ones f
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from actors.errors import Unavailable
 
@@ -110,3 +112,18 @@ def request_error(code: int, message: str) -> EtcdRequestError:
     if "user name is empty" in message:  # auth is on and we sent no token
         return AuthenticationFailed(code, f"{message} (the cluster requires a user name and password)")
     return EtcdRequestError(code, message)
+
+
+@contextmanager
+def lone_errors() -> Iterator[None]:
+    """Around a nursery whose tasks handle their own failures but one: let that one failure out as
+    itself, not as an ExceptionGroup of one (trio's nurseries always group), so `except EtcdError`
+    around it works. Groups of several failures, and cancellation, pass unchanged."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            (only,) = group.exceptions
+            if isinstance(only, Exception) and not isinstance(only, BaseExceptionGroup):
+                raise only from None
+        raise

@@ -30,7 +30,7 @@ from actors.clock import Clock
 from actors.errors import Unavailable
 from actors.etcd import wire
 from actors.etcd.client import EtcdClient
-from actors.etcd.errors import EtcdError, OutcomeUnknown
+from actors.etcd.errors import EtcdError, OutcomeUnknown, lone_errors
 from actors.etcd.failover import Backoff
 from actors.etcd.keys import KeyLayout
 from actors.etcd.lock_cache import LockCache
@@ -109,13 +109,8 @@ class ExpiryLeader:
             raise EtcdError(f"lease grant refused: {grant.error or 'no lease id'}")
         lease = grant.ID
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._keep_alive, lease, nursery.cancel_scope)
-                term = await self._campaign(lease)
-                self.is_leader = True
-                self.terms += 1
-                log.info("expiry: %s leads (term %d)", self._name.decode(), term)
-                await self._purge_loop(term)
+            with lone_errors():
+                await self._lead(lease)
         finally:
             self.is_leader = False
             with trio.CancelScope(shield=True), trio.move_on_after(2):
@@ -123,6 +118,15 @@ class ExpiryLeader:
                     await self._client.lease_revoke(lease)  # the next leader need not wait out the TTL
                 except EtcdError:
                     pass
+
+    async def _lead(self, lease: int) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_alive, lease, nursery.cancel_scope)
+            term = await self._campaign(lease)
+            self.is_leader = True
+            self.terms += 1
+            log.info("expiry: %s leads (term %d)", self._name.decode(), term)
+            await self._purge_loop(term)
 
     async def _campaign(self, lease: int) -> int:
         """Wait until this instance holds the leader key; the key's create_revision (the term)."""

@@ -33,7 +33,7 @@ import trio
 
 from actors.etcd import wire
 from actors.etcd.client import EtcdClient
-from actors.etcd.errors import OUT_OF_RANGE, Compacted, EtcdError
+from actors.etcd.errors import OUT_OF_RANGE, Compacted, EtcdError, lone_errors
 from actors.etcd.failover import Backoff
 from actors.etcd.revision_gate import RevisionGate
 
@@ -139,7 +139,7 @@ class Reflector(Generic[C]):
         request = wire.WatchCreateRequest(self._prefix, wire.prefix_end(self._prefix), start_revision=start)
         self.watching = False
         self.endpoint = self._client.current_endpoint  # where client.watch connects
-        with trio.CancelScope() as scope:
+        with trio.CancelScope() as scope, lone_errors():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watchdog, scope, trio.current_time())
                 async with self._client.watch(request) as stream:
