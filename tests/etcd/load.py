@@ -90,6 +90,27 @@ async def view(state: EtcdState) -> tuple[list[Lock], list[Rule]]:
     return locks, rules
 
 
+async def raw_state(state: EtcdState) -> tuple[list[Lock], list[Rule]]:
+    """An instance's caches as they are (expired locks not yet deleted included), after a read barrier,
+    so they hold everything acknowledged anywhere before the call."""
+    locks, store = state.locks.replica, state.store.replica
+    await locks.fresh()
+    await store.fresh()
+    return await locks.ask(lambda cache: list(cache.table.locks())), await store.ask(lambda c: list(c.table.rules()))
+
+
+async def assert_agree(states: list[EtcdState], attempts: int = 40) -> None:
+    """Every instance holds the same records. (Comparing query answers taken one after the other would
+    not do: a lock expiring in between hides from the later query.) The expiry leader may delete
+    between two instances' reads, so a difference is read again; one that lasts is a failure."""
+    for _ in range(attempts):
+        seen = [await raw_state(state) for state in states]
+        if all(state == seen[0] for state in seen[1:]):
+            return
+        await trio.sleep(0.05)
+    raise AssertionError(f"instances disagree: {[(len(locks), len(rules)) for locks, rules in seen]}")
+
+
 def check_durable(record: Record, locks: list[Lock], rules: list[Rule]) -> None:
     """Every acknowledged long-lived write is present with what its client was told, exactly once."""
     by_instance = {lock.service_instance_id: lock for lock in locks}
