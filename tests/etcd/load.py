@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import trio
@@ -34,6 +35,17 @@ class Record:
     durable_locks: list[Lock] = field(default_factory=list)
     durable_rules: list[Rule] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    on_entry: Callable[[Grant | Lock | Rule], None] | None = None  # e.g. write it to a file at once
+
+    def add(self, entry: Grant | Lock | Rule) -> None:
+        if isinstance(entry, Grant):
+            self.grants.append(entry)
+        elif isinstance(entry, Lock):
+            self.durable_locks.append(entry)
+        else:
+            self.durable_rules.append(entry)
+        if self.on_entry is not None:
+            self.on_entry(entry)
 
 
 async def contend(state: EtcdState, client: str, instances: list[str], until: float, rng: random.Random,
@@ -62,7 +74,7 @@ async def contend(state: EtcdState, client: str, instances: list[str], until: fl
             except Unavailable:
                 record.outcomes["unavailable"] += 1  # it was sent: it may have been removed
             grant = replace(grant, released=released)
-        record.grants.append(grant)
+        record.add(grant)
 
 
 async def durable(state: EtcdState, client: str, until: float, rng: random.Random, record: Record) -> None:
@@ -72,10 +84,10 @@ async def durable(state: EtcdState, client: str, until: float, rng: random.Rando
         try:
             if number % 3:
                 created = await state.locks.create([NewLock(f"{client}-{number}|svc|1.0.0", client, 4_000_000_000)])
-                record.durable_locks += created
+                record.add(created[0])
             else:
                 rules = await state.store.create([NewRule(client, f"P{number}|svc|1.0.0", "svc", number)], "Sysop")
-                record.durable_rules += rules
+                record.add(rules[0])
             record.outcomes["durable ok"] += 1
         except Unavailable:
             record.outcomes["unavailable"] += 1
