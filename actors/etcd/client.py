@@ -98,7 +98,13 @@ def _is_write(txn: wire.TxnRequest) -> bool:
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    """The error and, when it says little, what caused it (httpx wraps TLS and socket errors)."""
+    text = str(error)
+    cause = error.__cause__ or error.__context__
+    while cause is not None and not text:
+        text = str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class EtcdClient:

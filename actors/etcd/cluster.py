@@ -23,6 +23,7 @@ import trio
 from actors.clock import Clock
 from actors.errors import Unavailable
 from actors.etcd.client import EtcdClient, EtcdConfig
+from actors.etcd.errors import lone_errors
 from actors.etcd.expiry import ExpirySettings
 from actors.etcd.keys import KeyLayout
 from actors.etcd.limits import WorstCase, check_cluster_limits
@@ -64,10 +65,11 @@ class EtcdState:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Both actors; started once both caches are loaded; returns after `close()` once both drained."""
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.locks.run)
-            await nursery.start(self.store.run)
-            task_status.started()
+        with lone_errors():  # start-up errors (a refused password, say) come out as themselves
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.locks.run)
+                await nursery.start(self.store.run)
+                task_status.started()
 
     def close(self) -> None:
         self.locks.close()

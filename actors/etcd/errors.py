@@ -122,8 +122,9 @@ def lone_errors() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            (only,) = group.exceptions
-            if isinstance(only, Exception) and not isinstance(only, BaseExceptionGroup):
-                raise only from None
+        only: BaseException = group
+        while isinstance(only, BaseExceptionGroup) and len(only.exceptions) == 1:
+            only = only.exceptions[0]  # nurseries inside nurseries: groups of one inside groups of one
+        if isinstance(only, Exception) and not isinstance(only, BaseExceptionGroup):
+            raise only from None
         raise

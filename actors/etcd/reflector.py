@@ -33,7 +33,7 @@ import trio
 
 from actors.etcd import wire
 from actors.etcd.client import EtcdClient
-from actors.etcd.errors import OUT_OF_RANGE, Compacted, EtcdError, lone_errors
+from actors.etcd.errors import OUT_OF_RANGE, Compacted, EtcdError, EtcdRequestError, lone_errors
 from actors.etcd.failover import Backoff
 from actors.etcd.revision_gate import RevisionGate
 
@@ -95,8 +95,12 @@ class Reflector(Generic[C]):
         self.last_error = ""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """List, report started, then watch for ever (restarting and relisting as needed)."""
-        revision = await self._list()
+        """List, report started, then watch for ever (restarting and relisting as needed).
+
+        The first list retries only what may pass (etcd unreachable, no leader); a refusal (wrong
+        password, no permission on the prefix) is raised, so start-up stops with etcd's reason instead of
+        waiting for ever. Later the same refusal is retried with backoff (and shows in `last_error`)."""
+        revision = await self._list(first=True)
         task_status.started()
         failures = 0
         while True:
@@ -118,13 +122,15 @@ class Reflector(Generic[C]):
                 await trio.sleep(self._backoff.delay(failures))
             revision = self._gate.applied
 
-    async def _list(self) -> int:
+    async def _list(self, *, first: bool = False) -> int:
         failures = 0
         while True:
             try:
                 kvs, revision = await list_prefix(self._client, self._prefix, self._page_size)
                 cache = await trio.to_thread.run_sync(self._build, kvs)
             except EtcdError as error:  # Compacted included: a pinned page lost its revision; start over
+                if first and isinstance(error, EtcdRequestError) and not isinstance(error, Compacted):
+                    raise
                 failures += 1
                 self._note(f"list: {error}")
                 await trio.sleep(self._backoff.delay(failures))

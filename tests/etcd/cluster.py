@@ -86,12 +86,14 @@ def _die_with_parent() -> None:
 
 @dataclass(frozen=True)
 class Tls:
-    """Server-side TLS for the members' client port (peers stay on plain loopback)."""
+    """TLS on the members' client port (peers stay on plain loopback): the members' certificate, and the
+    client certificate the test harness itself presents (the members require one)."""
 
     ca: Path
     cert: Path
     key: Path
-    client_cert_auth: bool = True
+    client_cert: Path
+    client_key: Path
 
 
 @dataclass
@@ -141,6 +143,7 @@ class EtcdCluster:
 
     def __post_init__(self) -> None:
         self.binary = find_etcd()
+        self.admin: str | None = None  # "root:password" for etcdctl once authentication is on
         _live.add(self)
 
     # ------------------------------------------------------------------ life cycle
@@ -205,9 +208,7 @@ class EtcdCluster:
         ]
         if self.tls is not None:
             command += [f"--cert-file={self.tls.cert}", f"--key-file={self.tls.key}",
-                        f"--trusted-ca-file={self.tls.ca}"]
-            if self.tls.client_cert_auth:
-                command.append("--client-cert-auth")
+                        f"--trusted-ca-file={self.tls.ca}", "--client-cert-auth"]
         return command
 
     def _launch(self, member: Member, state: str) -> None:
@@ -266,7 +267,7 @@ class EtcdCluster:
         verify: ssl.SSLContext | bool = True
         if self.tls is not None:
             verify = ssl.create_default_context(cafile=str(self.tls.ca))
-            verify.load_cert_chain(self.tls.cert, self.tls.key)
+            verify.load_cert_chain(self.tls.client_cert, self.tls.client_key)
         return httpx.Client(verify=verify, timeout=timeout, trust_env=False)
 
     def wait_healthy(self, member: Member, timeout: float = 30.0) -> None:
@@ -283,6 +284,19 @@ class EtcdCluster:
                     pass
                 time.sleep(0.05)
         raise RuntimeError(f"etcd {member.name} not healthy within {timeout} s:\n{member.log_tail()}")
+
+    def etcdctl(self, *args: str, stdin: str = "") -> str:
+        """Run etcdctl (Debian's etcd-client) against the cluster, as the harness's client certificate."""
+        command = [shutil.which("etcdctl") or "/usr/bin/etcdctl", f"--endpoints={','.join(self.endpoints)}"]
+        if self.admin is not None:
+            command.append(f"--user={self.admin}")
+        if self.tls is not None:
+            command += [f"--cacert={self.tls.ca}", f"--cert={self.tls.client_cert}", f"--key={self.tls.client_key}"]
+        done = subprocess.run([*command, *args], input=stdin.encode(), capture_output=True, timeout=30,
+                              env={**os.environ, "ETCDCTL_API": "3"})
+        if done.returncode:
+            raise RuntimeError(f"etcdctl {' '.join(args)}: {done.stderr.decode(errors='replace')}")
+        return done.stdout.decode()
 
     def status(self, member: Member, timeout: float = 2.0) -> wire.StatusResponse:
         with self._http(timeout) as http:

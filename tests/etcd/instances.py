@@ -15,6 +15,7 @@ import trio
 from actors.clock import Clock, SystemClock
 from actors.etcd.client import EtcdConfig
 from actors.etcd.cluster import EtcdState
+from actors.etcd.errors import lone_errors
 from actors.etcd.expiry import ExpirySettings
 from actors.etcd.keys import KeyLayout
 from actors.etcd.replica import CacheSettings
@@ -46,11 +47,12 @@ async def instance(
     state = EtcdState(config(endpoints, **client), layout, clock or SystemClock(), instance_name=name, cache=cache,
                       expiry=expiry)
     try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(state.run)
-            try:
-                yield state
-            finally:
-                state.close()
+        with lone_errors():  # a start-up failure comes out as itself, as it does from EtcdState.run
+            async with trio.open_nursery() as nursery:
+                await nursery.start(state.run)
+                try:
+                    yield state
+                finally:
+                    state.close()
     finally:
         await state.aclose()

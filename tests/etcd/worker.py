@@ -10,7 +10,10 @@ line each, flushed at once: a process killed -9 leaves behind exactly what its c
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,9 +23,12 @@ import trio
 
 from actors.etcd.keys import KeyLayout
 from actors.records import Lock, Rule
+from tests.etcd.cluster import EtcdCluster
 from tests.etcd.history import Grant
 from tests.etcd.instances import instance
 from tests.etcd.load import Record, contend, durable
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 class Line(msgspec.Struct, omit_defaults=True):
@@ -54,6 +60,17 @@ async def main(args: argparse.Namespace) -> None:
                     nursery.start_soon(contend, state, f"{args.name}c{number}", args.shared.split(","), until,
                                        random.Random(rng.random()), journal)
                 nursery.start_soon(durable, state, f"{args.name}Keeper", until, random.Random(rng.random()), journal)
+
+
+def spawn(cluster: EtcdCluster, layout: KeyLayout, shared: list[str], until: float, name: str,
+                 out: Path) -> subprocess.Popen[bytes]:
+    """Start a worker process (it runs until `until`, wall clock); its stderr goes next to `out`."""
+    command = [sys.executable, "-m", "tests.etcd.worker", "--endpoints", ",".join(cluster.endpoints),
+               "--prefix", layout.prefix.decode(), "--until", str(until), "--shared", ",".join(shared),
+               "--name", name, "--out", str(out)]
+    return subprocess.Popen(command, cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=out.with_suffix(".log").open("wb"), env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+                            start_new_session=True)
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
