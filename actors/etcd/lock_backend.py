@@ -132,7 +132,7 @@ class EtcdLockActor:
             revision = applied_at(reply, request)
             return None if revision is None else (unknown[-1], revision)
 
-        return await write(self._replica, self._client, plan, resolve)
+        return await write(self._replica, self._client, plan, resolve, guarded=True)
 
     async def query(self, lock_filter: LockFilter, page: PageRequest) -> tuple[list[Lock], int]:
         await self._replica.fresh()

@@ -36,6 +36,7 @@ from actors.etcd.client import EtcdClient
 from actors.etcd.errors import OUT_OF_RANGE, Compacted, EtcdError, EtcdRequestError, lone_errors
 from actors.etcd.failover import Backoff
 from actors.etcd.revision_gate import RevisionGate
+from actors.runtime import ActorStopped
 
 log = logging.getLogger("lockstore.etcd")
 
@@ -102,6 +103,12 @@ class Reflector(Generic[C]):
         waiting for ever. Later the same refusal is retried with backoff (and shows in `last_error`)."""
         revision = await self._list(first=True)
         task_status.started()
+        try:
+            await self._follow(revision)
+        except ActorStopped:  # the owner stopped between two of our messages: shutting down
+            return
+
+    async def _follow(self, revision: int) -> None:
         failures = 0
         while True:
             try:

@@ -142,7 +142,7 @@ class EtcdStoreActor:
                     return attempt, found[1]
             return None
 
-        return await write(self._replica, self._client, plan, resolve)
+        return await write(self._replica, self._client, plan, resolve, guarded=True)
 
     async def modify_priorities(self, priorities: Mapping[str, int], requester: str) -> list[Rule]:
         request = new_request_token()
@@ -152,7 +152,7 @@ class EtcdStoreActor:
 
         # No resolve: planned again after a lost answer, a modify that was applied finds nothing to change
         # and answers the rules as they are (which is what it would have answered).
-        return await write(self._replica, self._client, plan)
+        return await write(self._replica, self._client, plan, guarded=True)
 
     async def remove(self, ids: Sequence[str]) -> int:
         return await write(self._replica, self._client, lambda cache: plan_remove(cache, ids))

@@ -1,13 +1,14 @@
 """One client write in etcd mode: plan on the cache, commit as one guarded txn, re-plan when it loses.
 
-    fresh read barrier -> plan in the actor (LockTable / RuleTable `plan_*`: the local mode's checks and
-    messages) -> txn whose compares guard the plan -> success: wait until the cache has applied the
-    txn's revision, answer -> compares failed: wait until the cache has the change that beat us (the
-    revision the txn's failure branch read), plan again -> ...
+    plan in the actor (LockTable / RuleTable `plan_*`: the local mode's checks and messages) -> txn
+    whose compares guard the plan -> success: wait until the cache has applied the txn's revision,
+    answer -> compares failed: wait until the cache has the change that beat us (the revision the
+    txn's failure branch read), plan again -> ...
 
 So each request is answered as if it had run alone at one instant (serialisable in etcd's order, and
-linearizable: the plan starts from a cache at least as new as the request). A rejection is a read
-too, which is why planning waits for the read barrier first.
+linearizable: a txn commits after the request began). A rejection is a read, so it is only given
+from a cache that passed the read barrier (or caught up with a failed txn) after the request began;
+see `guarded` for which writes may plan optimistically first.
 
 A txn whose answer was lost (`OutcomeUnknown`) may have committed, or may still commit. Retrying it
 blindly could answer "Already locked" about the request's own lock, so `resolve` first reads back
@@ -67,25 +68,44 @@ async def write(
     plan: Callable[[C], Attempt[T] | Done[T]],
     resolve: Callable[[Sequence[Attempt[T]]], Awaitable[tuple[Attempt[T], int] | None]] | None = None,
     *,
+    guarded: bool = False,
     rng: random.Random | None = None,
 ) -> T:
-    """Run one write request to its answer (raises Rejected with the local mode's message, or Unavailable)."""
+    """Run one write request to its answer (raises Rejected with the local mode's message, or Unavailable).
+
+    `guarded`: every record the plan reads is guarded by a compare of its txn (creates, modifies), so
+    a plan made on a stale cache can only fail its compares, never succeed wrongly: such a write is
+    first planned on the cache as it is, and pays for the read barrier only when its answer is a
+    rejection or needs no txn (those answers are reads). A remove, which simply does not see records
+    missing from a stale cache, plans on a fresh one from the start."""
     stats = client.stats
     unknown: list[Attempt[T]] = []
     conflicts = 0
-    await replica.fresh()
-    for attempt_number in range(MAX_ATTEMPTS):
-        if attempt_number:
-            stats.write_retries += 1
+    fresh = not guarded
+    if fresh:
+        await replica.fresh()
+    attempts = 0
+    while attempts < MAX_ATTEMPTS:
         try:
             planned = await replica.ask(plan)
         except Rejected:
             found = await _resolved(unknown, resolve, replica, client)
             if found is not None:
                 return found
+            if not fresh:  # a rejection is a read: it must see every write acknowledged before it
+                fresh = True
+                await replica.fresh()
+                continue
             raise
         if isinstance(planned, Done):
+            if not fresh:
+                fresh = True
+                await replica.fresh()
+                continue
             return planned.value
+        if attempts:
+            stats.write_retries += 1
+        attempts += 1
         try:
             reply = await client.txn(planned.txn)
         except OutcomeUnknown:
@@ -93,6 +113,7 @@ async def write(
             found = await _resolved(unknown, resolve, replica, client)
             if found is not None:
                 return found
+            fresh = True
             await replica.fresh()
             continue
         if reply.succeeded:
@@ -103,6 +124,9 @@ async def write(
         found = await _resolved(unknown, resolve, replica, client)
         if found is not None:
             return found
+        # The failure branch read the table's marker after the request began: a cache that has reached
+        # it is as fresh as a read barrier would make it.
+        fresh = True
         beaten_by = conflict_revision(reply)
         if beaten_by > replica.gate.applied:
             await replica.caught_up(beaten_by)
