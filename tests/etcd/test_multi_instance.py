@@ -38,6 +38,13 @@ async def test_a_write_acknowledged_by_one_instance_is_in_the_next_read_of_anoth
             await b.locks.remove("Owner", [instance_id])
             seen, count = await a.locks.query(LockFilter(service_instance_ids=(instance_id,)), ALL)
             assert (seen, count) == ([], 0), round_
+            # A write's answer reflects what another instance acknowledged before it, too: b removed the
+            # lock, so a's create of the same instance is not "Already locked" (even if a's cache lags).
+            await b.locks.create([NewLock(instance_id, "Other", int(time.time()) + 600)])
+            await b.locks.remove("Other", [instance_id])
+            again = await a.locks.create([NewLock(instance_id, "Owner", int(time.time()) + 600)])
+            assert again[0].id > created[0].id
+            await a.locks.remove("Owner", [instance_id])
             rules = await b.store.create([NewRule("C", instance_id, "svc", round_ + 1)], "Sysop")
             found, _ = await a.store.query(RuleFilter(ids=(rules[0].id,)), ALL)
             assert found == rules, round_
