@@ -133,18 +133,51 @@ def _kill_leftovers() -> None:
         cluster.close()
 
 
+ROOT_PREFIX = "lockstore-etcd-"
+OWNER_FILE = "owner.pid"
+
+
+def _new_root() -> Path:
+    """A fresh data directory, marked with this process's pid; the leftovers of killed runs are swept."""
+    scratch = _scratch()
+    sweep_leftovers(Path(scratch or tempfile.gettempdir()))
+    root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=scratch))
+    (root / OWNER_FILE).write_text(str(os.getpid()))
+    return root
+
+
+def sweep_leftovers(scratch: Path) -> list[Path]:
+    """Remove the data directories of test runs that were killed (SIGTERM or -9 skip every cleanup; their
+    members died with them, PR_SET_PDEATHSIG): those whose owner process is gone. On tmpfs each holds
+    ~120 MB of memory."""
+    removed = []
+    for root in scratch.glob(f"{ROOT_PREFIX}*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or being created right now
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root)
+        except PermissionError:
+            pass  # alive, someone else's
+    return removed
+
+
 @dataclass(eq=False)
 class EtcdCluster:
     size: int = 3
     flags: Sequence[str] = TEST_FLAGS
     tls: Tls | None = None
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="lockstore-etcd-", dir=_scratch())))
+    root: Path = field(default_factory=_new_root)
     members: list[Member] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        _live.add(self)  # from here on, close() (or the atexit hook) removes the root
         self.binary = find_etcd()
         self.admin: str | None = None  # "root:password" for etcdctl once authentication is on
-        _live.add(self)
 
     # ------------------------------------------------------------------ life cycle
 
