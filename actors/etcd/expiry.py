@@ -15,7 +15,8 @@ records still have to go, and one deleter is enough:
 - **Clock.** Instances' clocks must agree (NTP); `skew_margin` seconds are added before a lock counts
   as expired for a takeover (lock_backend.py) or a deletion, so a fast clock cannot end a lock early.
 
-The leader sleeps until the earliest expiry in its cache (woken early when the cache changes), deletes
+The leader sleeps until the earliest expiry in its cache (woken early when a change brings it forward),
+deletes
 up to `batch` locks per txn, and waits for its cache to apply each deletion before planning the next.
 """
 
@@ -80,14 +81,21 @@ class ExpiryLeader:
         self._settings = settings
         self._name = name.encode("utf-8")
         self._wakeup = trio.Event()
+        self._due: float | None = None  # the expiresAt the purge loop sleeps until (None: not sleeping on one)
         self._backoff = Backoff(base=0.2, cap=5.0)
         self.is_leader = False
         self.terms = 0  # terms this instance led
         self.deleted = 0  # expired locks this instance deleted
 
     def wake(self) -> None:
-        """The cache changed: the earliest expiry may be earlier now."""
+        """Look at the cache again now (tests that move a manual clock, purge_now)."""
         self._wakeup.set()
+
+    def changed(self, earliest: int | None) -> None:
+        """The cache changed and its earliest expiry is `earliest`: wake the purge loop only if that is
+        sooner than what it sleeps until (called in the lock actor after every change, so it must be cheap)."""
+        if earliest is not None and (self._due is None or earliest < self._due):
+            self._wakeup.set()
 
     async def run(self) -> None:
         """Campaign, lead, and campaign again, until cancelled (or the lock actor stops)."""
@@ -175,8 +183,12 @@ class ExpiryLeader:
                 await self._delete_batch(term, now - settings.skew_margin)
                 continue
             delay = settings.max_sleep if earliest is None else earliest + settings.skew_margin - now
-            with trio.move_on_after(min(settings.max_sleep, max(0.01, delay))):
-                await self._wakeup.wait()
+            self._due = earliest
+            try:
+                with trio.move_on_after(min(settings.max_sleep, max(0.01, delay))):
+                    await self._wakeup.wait()
+            finally:
+                self._due = None
 
     async def _delete_batch(self, term: int, cutoff: float) -> None:
         locks = await self._replica.ask(lambda cache: expired_locks(cache, cutoff, self._settings.batch))

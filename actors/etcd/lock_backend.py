@@ -99,7 +99,7 @@ class EtcdLockActor:
             layout.locks_marker,
             partial(LockCache.build, layout),
             cache if cache is not None else CacheSettings(),
-            after_change=lambda _: self.expiry.wake(),
+            after_change=lambda cache: self.expiry.changed(cache.table.next_expiry()),
         )
         self.expiry = ExpiryLeader(client, layout, self._replica, clock, self._expiry_settings, instance_name)
 
