@@ -16,8 +16,8 @@ records still have to go, and one deleter is enough:
   as expired for a takeover (lock_backend.py) or a deletion, so a fast clock cannot end a lock early.
 
 The leader sleeps until the earliest expiry in its cache (woken early when a change brings it forward),
-deletes
-up to `batch` locks per txn, and waits for its cache to apply each deletion before planning the next.
+deletes up to `batch` locks per txn, and waits for its cache to apply each deletion before planning the
+next.
 """
 
 from __future__ import annotations
