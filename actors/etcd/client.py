@@ -18,6 +18,8 @@ What it adds to plain HTTP:
 
 Nothing here retries at a higher level than one request: conflicts and unknown outcomes belong to the
 callers (actors/etcd/writes.py), watch restarts to the reflector.
+
+May import: httpx, msgspec, trio; actors.etcd.wire, .errors, .failover, .stats. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ What the service's composition root does with it in etcd mode (docs/multi-instan
 
 `readiness()` is /health/ready's etcd part; `stats`, `locks.status()`, `store.status()` and
 `locks.expiry` hold what /metrics reads.
+
+May import: trio; the faces of actors.etcd (.client, .keys, .lock_backend, .store_backend, .expiry, .replica,
+.limits, .stats, .errors); actors.clock, actors.errors. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ without a leader refuses at once —, "too many requests", an invalid token) are
 member. Reads are always safe to retry.
 
 Messages are etcd 3.4's (etcdserver/api/v3rpc/rpctypes/error.go); unknown ones fall back on the code.
+
+May import: actors.errors. Never transports or bench.
 """
 
 from __future__ import annotations

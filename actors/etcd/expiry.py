@@ -18,6 +18,9 @@ records still have to go, and one deleter is enough:
 The leader sleeps until the earliest expiry in its cache (woken early when a change brings it forward),
 deletes up to `batch` locks per txn, and waits for its cache to apply each deletion before planning the
 next.
+
+May import: trio; actors.etcd.wire, .client, .errors, .failover, .keys, .lock_cache, .lock_txns, .replica;
+actors.clock, actors.errors, actors.records, actors.runtime. Never transports or bench.
 """
 
 from __future__ import annotations

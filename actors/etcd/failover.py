@@ -4,6 +4,8 @@ Endpoints are tried in turn from the one that last worked: every request goes to
 endpoint until it fails, then the next one becomes current. After a whole round of failures the
 caller backs off: exponentially from `base` to `cap` seconds, with "full jitter" (a random delay
 between half and all of the step), so instances that lost the same member do not retry in lockstep.
+
+May import: the standard library. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ current revision; we use the marker's mod_revision, which etcd 3.4 delivers thro
 of progress notifications, which 3.4.23 can send ahead of events: etcd-io/etcd#15220).
 
 `run()` is the fetching task; `current()` is called by reads.
+
+May import: trio. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ what a linearizable read waits for (docs/multi-instance.md, "The read path").
 
 Key parts in a slot key are percent-escaped (`/` and `%` only, and anything outside printable ASCII),
 so two different triples never share a key; the last part of a record key is taken verbatim.
+
+May import: the standard library. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ The largest txns, for n = max_batch (names of the longest lengths the validation
 - rule create: 2n compares, 2n + 1 puts (rule, slot; the marker).
 So `--max-txn-ops` must be at least 2n + 1, and `--max-request-bytes` at least the larger txn's size
 (about 330 bytes per rule at the longest names: see `needed`).
+
+May import: actors.etcd.wire, .client, .errors, .keys, .lock_txns, .rule_txns, .values; actors.records. Never
+transports or bench.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ guarded txn (lock_txns.py), retried on conflict (writes.py). What differs, and w
   between instances); reads hide a lock at its expiresAt, as in the local mode;
 - the expiry purge deletes records on one elected instance (expiry.py); `purged` counts this
   instance's deletions, and `purge_now` deletes what is due if this instance leads.
+
+May import: trio; the lock modules of actors.etcd (.lock_txns, .lock_cache, .expiry, ...) and its shared ones
+(.client, .keys, .replica, .writes, .values, .wire); actors.clock, actors.records, actors.runtime. Never
+transports or bench.
 """
 
 from __future__ import annotations

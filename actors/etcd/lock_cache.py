@@ -7,6 +7,8 @@ together: first what it deleted, then what it put (a takeover replaces the insta
 
 A value that does not decode is counted in `malformed` (with the last key in `last_malformed`) and
 treated as no lock, never as a crash: the prefix is shared with whatever else can write to etcd.
+
+May import: actors.etcd.wire, .keys, .values; actors.locks, actors.records. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ only if etcd still holds what the cache showed:
 
 Every txn also puts the locks' revision marker (keys.py), which is what reads wait for; a create or
 remove that fails reads the marker instead (`failure`), so the writer knows which revision its cache
-must reach before it plans again (`conflict_revision`).
+must reach before it plans again (writes.conflict_revision).
+
+May import: msgspec; actors.etcd.wire, .keys, .values; actors.records. Never transports or bench.
 """
 
 from __future__ import annotations
@@ -96,11 +98,3 @@ def applied_at(reply: wire.TxnResponse, request: str) -> int | None:
                     return kv.mod_revision
     return None
 
-
-def conflict_revision(reply: wire.TxnResponse) -> int:
-    """The table's revision when a txn's compares failed: what the cache must reach to re-plan (the
-    failure branch of every txn here reads the table's marker)."""
-    for op in reply.responses:
-        if op.response_range is not None and op.response_range.kvs:
-            return op.response_range.kvs[0].mod_revision
-    return 0

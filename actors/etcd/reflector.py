@@ -21,6 +21,9 @@ This is Kubernetes' reflector, with the pitfalls its and etcd's issue trackers d
 
 The sink (replica.py) applies what the reflector hands it, inside the actor, and advances the
 revision gate.
+
+May import: trio; actors.etcd.wire, .client, .errors, .failover, .revision_gate; actors.runtime. Never
+transports or bench.
 """
 
 from __future__ import annotations

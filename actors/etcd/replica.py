@@ -12,6 +12,9 @@ actor right after the table changed.
 
 The Mailbox's durability wait is a no-op here: etcd made a change durable (its WAL fsync'd on a
 quorum) before any watch event or txn reply mentions it.
+
+May import: trio; actors.etcd.wire, .client, .fresh_revision, .reflector, .revision_gate; actors.runtime.
+Never transports or bench.
 """
 
 from __future__ import annotations

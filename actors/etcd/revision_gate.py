@@ -5,6 +5,8 @@ The cache's owner calls `advance(revision)` after applying what etcd had at `rev
 A wait that outlasts its timeout raises `CacheBehind` (a 503 for the client): a cache that cannot catch
 up must not answer as if it had. `stalled_for()` tells the reflector how long requests have been
 waiting while nothing arrived, which is how a watch stuck on a frozen member is noticed.
+
+May import: trio; actors.errors. Never transports or bench.
 """
 
 from __future__ import annotations

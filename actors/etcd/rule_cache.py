@@ -5,6 +5,8 @@ cache keeps each rule's mod_revision, which the compares of a modify or remove n
 revision are applied together, as one RulesRemoved, one RulesUpdated and one RulesCreated, so a
 priority swap (two rules trading slots in one txn) goes through RuleTable's two-phase update.
 Undecodable values are counted and treated as no rule (see lock_cache.py).
+
+May import: actors.etcd.wire, .keys, .values; actors.store, actors.records. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ its key) also guarantees that the slot R held then is still R's.
 - remove: per rule, its key is unchanged; deletes the key and its slot.
 
 Every txn also puts the rules' revision marker, and reads it when its compares fail (see
-lock_txns.conflict_revision).
+writes.conflict_revision).
+
+May import: actors.etcd.wire, .keys, .values; actors.records. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ components count and the metrics module only reads; nothing here knows Prometheu
 One `EtcdStats` is shared by the client (requests, latency), the write paths (conflicts, retries,
 unknown outcomes) and the expiry (deletions). Each cached table keeps its own replica counters
 (watch restarts, relists, revision lag): see `ReplicaStatus` in actors/etcd/replica.py.
+
+May import: the standard library. Never transports or bench.
 """
 
 from __future__ import annotations

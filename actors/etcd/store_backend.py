@@ -5,6 +5,9 @@ this instance's cache, one guarded txn commits (rule_txns.py), a lost race is pl
 (writes.py). Rule ids stay random UUIDs, made by the instance that plans the create; etcd's compares
 (the rule key and its (consumer, definition, priority) slot both absent) keep them and the triples
 unique across instances.
+
+May import: trio; the rule modules of actors.etcd (.rule_txns, .rule_cache) and its shared ones (.client,
+.keys, .replica, .writes, .wire); actors.clock, actors.records, actors.runtime. Never transports or bench.
 """
 
 from __future__ import annotations

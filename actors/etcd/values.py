@@ -12,6 +12,8 @@ grow with the order in which locks were granted: a lock granted after another (i
 larger id. A lock record is never rewritten in place (a takeover writes a new lock, at a new
 revision), so its key's mod_revision is the revision that granted it, and the id is derived from it
 on every instance without being stored. The slot limits one request to LOCK_IDS_PER_REVISION locks.
+
+May import: msgspec; actors.records. Never transports or bench.
 """
 
 from __future__ import annotations

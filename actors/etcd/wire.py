@@ -10,6 +10,8 @@ unset fields (`omit_defaults`); a compare's target value is `None` when unset so
 
 Streamed replies (`/v3/watch`, `/v3/lease/keepalive`) come as one JSON object per line, each either
 {"result": ...} or {"error": ...}; `JsonLines` splits a byte stream into those lines.
+
+May import: msgspec. Never transports or bench.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ the keys the request wrote, looking for its token (values.py): found, the reques
 revision; not found, it is planned again — and the later attempt's compares cannot pass if the lost
 one commits after all (both write the same keys, planned on the same state), so at most one applies.
 Attempts are bounded; after that the client gets 503 and must retry (docs/multi-instance.md).
+
+May import: trio; actors.etcd.wire, .client, .errors, .replica; actors.errors. Never transports or bench.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from actors.errors import Rejected, Unavailable
 from actors.etcd import wire
 from actors.etcd.client import EtcdClient
 from actors.etcd.errors import OutcomeUnknown
-from actors.etcd.lock_txns import conflict_revision
 from actors.etcd.replica import Cache, Replica
 
 T = TypeVar("T")
@@ -60,6 +61,15 @@ class Done(Generic[T]):
 
 class TooMuchContention(Unavailable):
     """Other instances kept changing what a request read: it gave up (503; the client retries)."""
+
+
+def conflict_revision(reply: wire.TxnResponse) -> int:
+    """The table's revision when a txn's compares failed: what the cache must reach to re-plan (the
+    failure branch of every write txn reads the table's marker)."""
+    for op in reply.responses:
+        if op.response_range is not None and op.response_range.kvs:
+            return op.response_range.kvs[0].mod_revision
+    return 0
 
 
 async def write(

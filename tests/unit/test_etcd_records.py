@@ -29,7 +29,7 @@ from actors.etcd.values import (
     lock_revision,
     request_of,
 )
-from actors.etcd.writes import Done
+from actors.etcd.writes import Done, conflict_revision
 from actors.records import Lock, LockFilter, NewLock, NewRule, PageRequest, Rule, RuleFilter
 from tests.unit.etcd_model import ModelEtcd
 
@@ -146,7 +146,7 @@ def test_a_failed_txn_reports_the_revision_to_catch_up_to() -> None:
     model.txn(plan_create(cache, [new("A")], T, "r1").txn)
     model.txn(plan_create(cache, [new("B")], T, "r2").txn)
     reply = model.txn(plan_create(cache, [new("A")], T, "r3").txn)
-    assert not reply.succeeded and lock_txns.conflict_revision(reply) == 3
+    assert not reply.succeeded and conflict_revision(reply) == 3
 
 
 def test_remove_spares_a_lock_taken_over_meanwhile() -> None:
