@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 deps: $(STAMP)
-	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || bash .ci/install-system-deps
+	@bash .ci/install-system-deps   # mosquitto, etcd-server, etcd-client: only what is missing
 
 run: $(STAMP)
 	$(BIN)/lockstore serve --host 127.0.0.1 --port 8441 --data-dir ./data

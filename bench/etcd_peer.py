@@ -34,6 +34,10 @@ minimum (~2 s with the default heartbeat) to that minimum; names are used as giv
 normalises and validates them).
 
 The gateway's HTTP status is the Reply's status, except for create as above.
+
+lockstore's own etcd mode (actors/etcd/) is a different design (one key per lock named by its instance,
+expiry in the value, ids from revisions); this peer is what a plain etcd user would do. The two share
+the gateway's reply codecs (actors/etcd/wire.py).
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ from urllib.parse import urlsplit
 import msgspec
 import trio
 
+from actors.etcd import wire
+from actors.etcd.wire import prefix_end
 from bench.http_wire import HttpConnection, http_request
 from bench.operations import (
     CreateLocks,
@@ -99,6 +105,9 @@ MAX_REQUEST_BYTES = 64 << 20
 QUOTA_BACKEND_BYTES = 8 << 30
 
 # ------------------------------------------------------------------------------------------ pure: keys
+# Reply parsing and range ends come from lockstore's own etcd client (actors/etcd/wire.py); the request
+# bodies stay hand-written here, with int64s as JSON strings (proto3's canonical form), as an etcd user
+# on another client would send them.
 
 
 def b64(data: bytes) -> str:
@@ -116,16 +125,6 @@ def owner_prefix(owner: str) -> bytes:
 
 def owner_key(owner: str, instance: str) -> bytes:
     return owner_prefix(owner) + instance.encode()
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The range_end that makes a range "every key starting with `prefix`" (clientv3.GetPrefixRangeEnd):
-    the prefix up to its last byte below 0xff, that byte incremented; b"\\x00" (to the end of the
-    keyspace) when every byte is 0xff or the prefix is empty."""
-    for index in range(len(prefix) - 1, -1, -1):
-        if prefix[index] < 0xFF:
-            return prefix[:index] + bytes([prefix[index] + 1])
-    return b"\x00"
 
 
 # ------------------------------------------------------------------------------------------ pure: bodies
@@ -194,38 +193,13 @@ STATUS_BODY = b"{}"
 # ------------------------------------------------------------------------------------------ pure: replies
 
 
-class _Lease(msgspec.Struct):
-    ID: str
-
-
-class _Txn(msgspec.Struct):
-    succeeded: bool = False  # proto3 JSON leaves out a false bool
-
-
-class _KeyValue(msgspec.Struct):
-    key: str
-    value: str = ""
-    lease: str = "0"
-
-
-class _Range(msgspec.Struct):
-    kvs: list[_KeyValue] = []
-    count: str = "0"
-    more: bool = False
-
-
-_lease_decoder = msgspec.json.Decoder(_Lease)
-_txn_decoder = msgspec.json.Decoder(_Txn)
-_range_decoder = msgspec.json.Decoder(_Range)
-
-
 def lease_id(body: bytes) -> str:
     """The granted lease's id, kept as the decimal string the gateway sends (an int64)."""
-    return _lease_decoder.decode(body).ID
+    return str(wire.decode(body, wire.LeaseGrantResponse).ID)
 
 
 def txn_succeeded(body: bytes) -> bool:
-    return _txn_decoder.decode(body).succeeded
+    return wire.decode(body, wire.TxnResponse).succeeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +212,9 @@ class RangePage:
 
 
 def parse_range(body: bytes) -> RangePage:
-    reply = _range_decoder.decode(body)
-    kvs = tuple((base64.b64decode(kv.key), base64.b64decode(kv.value), kv.lease) for kv in reply.kvs)
-    return RangePage(count=int(reply.count), kvs=kvs, more=reply.more)
+    reply = wire.decode(body, wire.RangeResponse)
+    kvs = tuple((kv.key, kv.value, str(kv.lease)) for kv in reply.kvs)
+    return RangePage(count=reply.count, kvs=kvs, more=reply.more)
 
 
 def page_instances(owner: str, page: RangePage, page_number: int, size: int) -> list[str]:

@@ -16,10 +16,9 @@ import msgspec
 
 from actors.clock import Clock
 from actors.errors import Rejected, Unavailable
-from actors.lock_actor import LockActor
 from actors.records import Lock, Rule
 from actors.runtime import ActorStopped
-from actors.store_actor import StoreActor
+from actors.services import LockService, StoreService
 from transports.api import lock_requests, store_requests
 from transports.api.errors import ArrowheadError, ExceptionType, invalid
 from transports.api.instants import format_instant
@@ -117,9 +116,10 @@ def _rule_list(rules: Sequence[Rule], count: int) -> RuleListResponse:
 
 
 class Operations:
-    """One instance per service; transports hold a reference and call the operations."""
+    """One instance per service; transports hold a reference and call the operations. The actors are
+    either backend's (local: actors/lock_actor.py, actors/store_actor.py; etcd: actors/etcd/)."""
 
-    def __init__(self, locks: LockActor, store: StoreActor, clock: Clock, limits: Limits) -> None:
+    def __init__(self, locks: LockService, store: StoreService, clock: Clock, limits: Limits) -> None:
         self.locks = locks
         self.store = store
         self.clock = clock
