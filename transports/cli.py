@@ -1,5 +1,6 @@
 """`lockstore` command line: `lockstore serve [options]`, `lockstore status --url URL` (a running service at a
-glance) and `lockstore certs --out DIR` (throw-away test certificates).
+glance), `lockstore certs --out DIR` (throw-away test certificates), `lockstore check|dump --data-dir DIR`
+(a stopped service's data) and `lockstore --version`.
 
 Options are generated from transports.config.settings.Settings, so `--help` documents every setting, with the
 environment variable that sets it too.
@@ -21,7 +22,9 @@ import trio
 
 from transports.config.loading import SettingsError, load_settings
 from transports.config.settings import ENV_PREFIX, HELP, Settings
+from transports.observability.metrics import package_version
 from wal.errors import WalCorruption
+from wal.format import FORMAT_VERSION
 
 
 def _add_setting_options(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +42,20 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **kwargs)
 
 
+def version_line() -> str:
+    """`lockstore 0.2.0 (data format 1)`: the installed package's version and the data format it writes
+    (and the newest it reads: wal/format.py)."""
+    return f"lockstore {package_version()} (data format {FORMAT_VERSION})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lockstore",
         description="Arrowhead 5 orchestration lock and simple-store management service.",
         epilog="Precedence of settings: command line > environment > config file > defaults.",
     )
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the version and the data format it writes, and exit")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the service (HTTP, and MQTT when --mqtt-url is set)")
     serve.add_argument("--config", type=Path, default=None, help="TOML file with settings (same names)")
