@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: http://127.0.0.1:8441)")
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer (default: 5)")
     status.add_argument("--cafile", type=Path, default=None, help="PEM CA certificate(s) to verify an https:// URL")
+    status.add_argument("--cert", type=Path, default=None,
+                        help="PEM client certificate to present (a service with tls_client_auth optional or required)")
+    status.add_argument("--key", type=Path, default=None, help="its private key (default: in the --cert file)")
+    status.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="ask again until the service is ready, for up to SECONDS (exit status 0 once it "
+                        "is; 1 not ready or 2 not answering when the time is up)")
     check = commands.add_parser(
         "check", help="report which log segments and snapshots are intact (changes nothing)",
         description="Reads every log segment and snapshot under DATA_DIR/wal. Exit status 0 if all are "
@@ -145,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "status":
         from transports.status import run_status
 
-        return run_status(args.url, timeout=args.timeout, cafile=args.cafile)
+        return run_status(args.url, timeout=args.timeout, cafile=args.cafile, cert=args.cert, key=args.key,
+                          wait=args.wait)
     cli = {name: getattr(args, name, None) for name in Settings.__struct_fields__}
     env_config = os.environ.get(f"{ENV_PREFIX}CONFIG")
     config_file = args.config or (Path(env_config) if env_config else None)
