@@ -8,7 +8,7 @@ version (and new magics).
 
 The rule:
 
-- **Newer than this code reads**: refused before anything in the directory is read or changed
+- **Newer than this code reads**: refused before any segment or snapshot is read or changed
   (`UnsupportedFormat`, one line naming the file, the version found and the one supported). A FORMAT
   file that holds no version is refused the same way: guessing could misread the directory.
 - **Older**: read as it is and never rewritten in place. The lockstore that reads it marks FORMAT with
@@ -52,7 +52,7 @@ class DataFormat:
 
 
 class UnsupportedFormat(Exception):
-    """The directory is in a data format this lockstore cannot read; nothing in it was touched."""
+    """The directory is in a data format this lockstore cannot read; no segment or snapshot was read or changed."""
 
     def __init__(self, path: Path, found: str, detail: str) -> None:
         super().__init__(f"{path}: {detail}")
