@@ -33,6 +33,7 @@ from actors.snapshot_capture import decode_records as decode_records  # transpor
 from actors.store import RuleLoader, RuleTable
 from wal import failpoints
 from wal.errors import LogUnavailable, WalCorruption
+from wal.format import check_format
 from wal.log import WriteAheadLog
 from wal.recovery import Recovery
 from wal.segment import SEGMENT_BYTES, ensure_directory, list_segments, lock_directory, sync_directory
@@ -299,13 +300,15 @@ class OpenedState:
 def open_state(directory: Path, *, fsync: bool = True, segment_bytes: int = SEGMENT_BYTES) -> OpenedState:
     """Lock the log directory, load the snapshots, replay the log after them, index, log what it loaded.
 
-    Raises WalCorruption (file and offset) when the snapshots and the log cannot give back the
+    Raises UnsupportedFormat (wal/format.py) for a data format this code cannot read, before it touches
+    anything; WalCorruption (file and offset) when the snapshots and the log cannot give back the
     acknowledged state. Blocking; call before serving.
     """
     started = time.perf_counter()
     ensure_directory(directory)
     lock_fd = lock_directory(directory)
     try:
+        check_format(directory)  # before any file is read or removed (wal/format.py); the log marks it
         loaded = without_gc(lambda: load_snapshots(directory))
     except BaseException:
         os.close(lock_fd)

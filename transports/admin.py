@@ -18,6 +18,7 @@ from actors.snapshots import decode_records
 from wal.batches import parse_segment
 from wal.check import inspect, repair
 from wal.errors import LogUnavailable, WalCorruption
+from wal.format import FORMAT_FILE, UnsupportedFormat, check_format
 from wal.segment import list_segments, lock_directory, read_segment
 from wal.snapshot import list_snapshots, read_snapshot
 
@@ -34,7 +35,13 @@ def check(data_dir: Path, *, do_repair: bool = False, out: IO[str] = sys.stdout)
     if not directory.is_dir():
         print(f"lockstore: no log directory at {directory}", file=out)
         return 1
-    inspection = inspect(directory)
+    try:
+        inspection = inspect(directory)
+    except UnsupportedFormat as error:  # a newer lockstore's directory: not read, and never "repaired"
+        print(f"log directory {directory}", file=out)
+        print(f"  {error}", file=out)
+        print("NOT INSPECTED (see above)", file=out)
+        return 1
     for line in inspection.lines():
         print(line, file=out)
     if not do_repair or inspection.intact:
@@ -66,13 +73,22 @@ def _plain(value: Any) -> Any:
 
 
 def dump(data_dir: Path, out: IO[str] = sys.stdout) -> int:
-    """Print every snapshot record and every committed log record as one JSON object per line."""
+    """Print the data format, then every snapshot record and every committed log record, as one JSON
+    object per line (`{"kind": "format", "version": 1, "file": "FORMAT"}`; `"file": null` when the
+    directory has no FORMAT file: written by lockstore 0.1.0)."""
     directory = log_directory(data_dir)
     if not directory.is_dir():
         print(f"lockstore: no log directory at {directory}", file=sys.stderr)
         return 1
+    try:
+        data_format = check_format(directory)
+    except UnsupportedFormat as error:  # a newer lockstore's records: printing them as ours would mislead
+        print(f"lockstore: {error}", file=sys.stderr)
+        return 1
     status = 0
     write = out.write
+    marker = FORMAT_FILE if data_format.marked else None
+    write(_json.encode({"kind": "format", "version": data_format.version, "file": marker}).decode() + "\n")
     for snap in list_snapshots(directory):
         try:
             snapshot = read_snapshot(snap.path)

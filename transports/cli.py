@@ -1,5 +1,6 @@
 """`lockstore` command line: `lockstore serve [options]`, `lockstore status --url URL` (a running service at a
-glance) and `lockstore certs --out DIR` (throw-away test certificates).
+glance), `lockstore certs --out DIR` (throw-away test certificates), `lockstore check|dump --data-dir DIR`
+(a stopped service's data) and `lockstore --version`.
 
 Options are generated from transports.config.settings.Settings, so `--help` documents every setting, with the
 environment variable that sets it too.
@@ -21,7 +22,9 @@ import trio
 
 from transports.config.loading import SettingsError, load_settings
 from transports.config.settings import ENV_PREFIX, HELP, Settings
+from transports.observability.metrics import package_version
 from wal.errors import WalCorruption
+from wal.format import FORMAT_VERSION
 
 
 def _add_setting_options(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +42,20 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **kwargs)
 
 
+def version_line() -> str:
+    """`lockstore 0.2.0 (data format 1)`: the installed package's version and the data format it writes
+    (and the newest it reads: wal/format.py)."""
+    return f"lockstore {package_version()} (data format {FORMAT_VERSION})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lockstore",
         description="Arrowhead 5 orchestration lock and simple-store management service.",
         epilog="Precedence of settings: command line > environment > config file > defaults.",
     )
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the version and the data format it writes, and exit")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the service (HTTP, and MQTT when --mqtt-url is set)")
     serve.add_argument("--config", type=Path, default=None, help="TOML file with settings (same names)")
@@ -74,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: http://127.0.0.1:8441)")
     status.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer (default: 5)")
     status.add_argument("--cafile", type=Path, default=None, help="PEM CA certificate(s) to verify an https:// URL")
+    status.add_argument("--cert", type=Path, default=None,
+                        help="PEM client certificate to present (a service with tls_client_auth optional or required)")
+    status.add_argument("--key", type=Path, default=None, help="its private key (default: in the --cert file)")
+    status.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="ask again until the service is ready, for up to SECONDS (exit status 0 once it "
+                        "is; 1 not ready or 2 not answering when the time is up)")
     check = commands.add_parser(
         "check", help="report which log segments and snapshots are intact (changes nothing)",
         description="Reads every log segment and snapshot under DATA_DIR/wal. Exit status 0 if all are "
@@ -134,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "status":
         from transports.status import run_status
 
-        return run_status(args.url, timeout=args.timeout, cafile=args.cafile)
+        return run_status(args.url, timeout=args.timeout, cafile=args.cafile, cert=args.cert, key=args.key,
+                          wait=args.wait)
     cli = {name: getattr(args, name, None) for name in Settings.__struct_fields__}
     env_config = os.environ.get(f"{ENV_PREFIX}CONFIG")
     config_file = args.config or (Path(env_config) if env_config else None)

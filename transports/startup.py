@@ -4,8 +4,9 @@ bound, can the data directory be used), before anything is served.
 Every failure is one `StartupError`: a single line naming the setting and the cause, and an exit status —
 2 when the settings are wrong (a value out of range, a host that does not resolve or is not an address of
 this machine, a data_dir that is a file), 1 when the machine refuses valid settings right now (the port is
-taken, permission denied, another instance holds the data directory, a disk error). A service manager can
-then tell the two apart (systemd: `RestartPreventExitStatus=2`). The CLI prints it without a traceback.
+taken, permission denied, another instance holds the data directory, a disk error, a data directory in a
+newer data format). A service manager can then tell the two apart (systemd: `RestartPreventExitStatus=2`).
+The CLI prints it without a traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from transports.config import rules
 from transports.config.loading import check_settings
 from transports.config.settings import Settings
 from wal.errors import LogUnavailable
+from wal.format import UnsupportedFormat
 
 log = logging.getLogger("lockstore")
 
@@ -99,6 +101,8 @@ def open_data_dir(settings: Settings) -> OpenedState:
         return open_state(wal_dir, fsync=settings.fsync == "always", segment_bytes=settings.segment_bytes)
     except LogUnavailable as error:
         raise StartupError(f"{setting}: {error.message} (another lockstore on the same data_dir?)", RUNTIME) from None
+    except UnsupportedFormat as error:  # written by a newer lockstore (wal/format.py): nothing was touched
+        raise StartupError(f"{setting}: {error}", RUNTIME) from None
     except OSError as error:
         raise _directory_error(setting, data_dir, error) from None
 

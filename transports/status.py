@@ -1,9 +1,13 @@
 """`lockstore status --url URL`: a one-screen summary of a running service, from its own
-`/health/ready` and `/metrics` (nothing the service does not already publish; no identity needed).
+`/health/ready` and `/metrics` (nothing the service does not already publish; no identity needed, but a
+client certificate when the service asks for one: `--cert`/`--key`).
 
-Exit status: 0 ready, 1 answering but not ready, 2 not answering.
-The summary is built by pure functions (`summarize`, `histogram_quantile`) from parsed metrics, so it
-is tested without a server.
+Exit status: 0 ready, 1 answering but not ready, 2 not answering. `--wait SECONDS` asks again until the
+service is ready or the time is up (then 1 or 2), so a script can start the service and wait for it.
+
+Latency percentiles come from Prometheus histograms, which only count requests per bucket: the summary
+shows the bucket that holds the percentile (`5–10 ms`), not a made-up exact value. It is built by pure
+functions (`summarize`, `quantile_bucket`) from parsed metrics, so it is tested without a server.
 """
 
 from __future__ import annotations
@@ -56,28 +60,37 @@ def parse_metrics(text: str) -> Scrape:
     return scrape
 
 
-def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
-    """Prometheus's histogram_quantile: linear interpolation inside the bucket holding the q-th rank."""
+def quantile_bucket(q: float, buckets: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """The histogram bucket (lower bound, upper bound] that holds the q-quantile of the observations,
+    from (upper bound, cumulative count) pairs; None without observations. The upper bound is +Inf
+    when the quantile lies beyond the last finite bound. Exact values are not in a histogram."""
     if not buckets or buckets[-1][1] <= 0:
-        return math.nan
-    total = buckets[-1][1]
-    rank = q * total
-    lower_bound, lower_count = 0.0, 0.0
+        return None
+    rank = q * buckets[-1][1]
+    lower = 0.0
     for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound  # the +Inf bucket: the highest finite bound is all we know
-            if count == lower_count:
-                return bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
-        lower_bound, lower_count = bound, count
-    return lower_bound
+        if count >= rank and count > 0:
+            return lower, bound
+        lower = bound
+    return lower, math.inf
 
 
-def _duration(seconds: float) -> str:
-    if math.isnan(seconds):
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def bucket_text(bucket: tuple[float, float] | None) -> str:
+    """`5–10 ms`, `≤ 0.5 ms` (the first bucket), `> 10 s` (beyond the last bound), `-` (no data)."""
+    if bucket is None:
         return "-"
-    return f"{seconds * 1000:.2f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    lower, upper = bucket
+    in_seconds = (lower if math.isinf(upper) else upper) >= 1
+    unit, scale = ("s", 1.0) if in_seconds else ("ms", 1000.0)
+    if math.isinf(upper):
+        return f"> {_number(lower * scale)} {unit}"
+    if lower <= 0:
+        return f"≤ {_number(upper * scale)} {unit}"
+    return f"{_number(lower * scale)}–{_number(upper * scale)} {unit}"
 
 
 def _uptime(seconds: float) -> str:
@@ -130,7 +143,7 @@ def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> s
     lines.append(
         f"log:     {_bytes(scrape.value('lockstore_wal_bytes_total'))} in {_count(frames)} records, "
         f"{_count(batches)} batches ({'-' if math.isnan(per_batch) else f'{per_batch:.1f}'} records/batch), "
-        f"fsync p50 {_duration(histogram_quantile(0.5, fsync))} p99 {_duration(histogram_quantile(0.99, fsync))}, "
+        f"fsync p50 {bucket_text(quantile_bucket(0.5, fsync))}, p99 {bucket_text(quantile_bucket(0.99, fsync))}, "
         f"{_count(scrape.value('lockstore_wal_pending_frames'))} pending"
     )
     if "lockstore_mqtt_connected" in scrape.samples:
@@ -144,7 +157,7 @@ def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> s
     else:
         lines.append("mqtt:    off")
     lines.append("")
-    lines.append(f"{'operation':<26}{'transport':<10}{'requests':>10}{'errors':>8}{'p50':>11}{'p99':>11}")
+    lines.append(f"{'operation':<26}{'transport':<10}{'requests':>10}{'errors':>8}{'p50':>14}{'p99':>14}")
     totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for labels, value in scrape.samples.get("lockstore_requests_total", []):
         key = (labels.get("operation", "?"), labels.get("transport", "?"))
@@ -158,8 +171,9 @@ def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> s
         buckets = scrape.buckets("lockstore_request_duration_seconds", operation=operation, transport=transport)
         lines.append(
             f"{operation:<26}{transport:<10}{requests:>10.0f}{errors:>8.0f}"
-            f"{_duration(histogram_quantile(0.5, buckets)):>11}{_duration(histogram_quantile(0.99, buckets)):>11}"
+            f"{bucket_text(quantile_bucket(0.5, buckets)):>14}{bucket_text(quantile_bucket(0.99, buckets)):>14}"
         )
+    lines.append("p50, p99: the histogram bucket that holds them (Prometheus buckets), not exact values")
     return "\n".join(lines)
 
 
@@ -171,23 +185,87 @@ def _get(url: str, timeout: float, context: ssl.SSLContext | None) -> tuple[int,
         return int(error.code), error.read()
 
 
-def run_status(url: str, *, timeout: float = 5.0, cafile: Path | None = None) -> int:
-    base = url.rstrip("/")
-    context = ssl.create_default_context(cafile=str(cafile) if cafile else None) if base.startswith("https:") else None
+class StatusUsageError(Exception):
+    """The options cannot work (a client certificate that does not load, --cert for http://)."""
+
+
+def client_context(url: str, cafile: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The TLS context for an https:// URL: the CA to trust and the client certificate to present."""
+    if not url.startswith("https:"):
+        if cert or key or cafile:
+            raise StatusUsageError(f"--cafile, --cert and --key are for an https:// URL, not {url}")
+        return None
+    if key and not cert:
+        raise StatusUsageError("--key needs --cert (the client certificate it belongs to)")
+    try:
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    except (OSError, ssl.SSLError) as error:
+        raise StatusUsageError(f"--cafile {cafile}: cannot load it ({error})") from None
+    if cert:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as error:
+            named = f"--cert {cert} --key {key}" if key else f"--cert {cert}"
+            raise StatusUsageError(f"{named}: cannot load them ({error})") from None
+    return context
+
+
+@dataclass
+class Probe:
+    """One look at the service: the exit status it means, and the text to print (summary or error)."""
+
+    status: int
+    text: str
+    final: bool = True  # False: not answering (yet); worth asking again while waiting
+
+
+def probe(base: str, timeout: float, context: ssl.SSLContext | None, *, with_certificate: bool = False) -> Probe:
     try:
         ready_status, ready_body = _get(f"{base}/health/ready", timeout, context)
         metrics_status, metrics_body = _get(f"{base}/metrics", timeout, context)
-    except (OSError, urllib.error.URLError) as error:
-        print(f"lockstore status: {base} does not answer: {error}", file=sys.stderr)
-        return 2
+    except OSError as error:  # urllib.error.URLError included
+        cause = error.reason if isinstance(error, urllib.error.URLError) else error
+        hint = ""
+        if context is not None and not with_certificate and isinstance(cause, ConnectionError | ssl.SSLError) \
+                and not isinstance(cause, ConnectionRefusedError | ssl.SSLCertVerificationError):
+            hint = " (a service with tls_client_auth = required closes the connection: give --cert and --key)"
+        # Refused: nothing listens yet (a service replaying its log binds HTTP afterwards): worth asking again.
+        return Probe(2, f"lockstore status: {base} does not answer: {cause}{hint}",
+                     final=not isinstance(cause, ConnectionRefusedError))
     try:
         health = json.loads(ready_body)
+        if not isinstance(health, dict) or not isinstance(health.get("checks", {}), dict):
+            raise ValueError("/health/ready did not answer a health report")
         if metrics_status != 200:
             raise ValueError(f"/metrics answered {metrics_status}")
         scrape = parse_metrics(metrics_body.decode())
     except ValueError as error:
-        print(f"lockstore status: {base} is not a lockstore service (or an incompatible one): {error}",
-              file=sys.stderr)
+        return Probe(2, f"lockstore status: {base} is not a lockstore service (or an incompatible one): {error}")
+    return Probe(0 if ready_status == 200 else 1, summarize(base, health, scrape, time.time()),
+                 final=ready_status == 200)
+
+
+def run_status(url: str, *, timeout: float = 5.0, cafile: Path | None = None, cert: Path | None = None,
+               key: Path | None = None, wait: float = 0.0) -> int:
+    """Print the summary; with `wait` > 0, ask again (every 0.25 s) while the service refuses connections or
+    is not ready, until it is ready or `wait` seconds have passed. Exit status 0 ready, 1 answering but not
+    ready, 2 not answering (or not lockstore)."""
+    base = url.rstrip("/")
+    try:
+        context = client_context(base, cafile, cert, key)
+    except StatusUsageError as error:
+        print(f"lockstore status: {error}", file=sys.stderr)
         return 2
-    print(summarize(base, health, scrape, time.time()))
-    return 0 if ready_status == 200 else 1
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        result = probe(base, timeout, context, with_certificate=cert is not None)
+        if result.final or time.monotonic() + _POLL_SECONDS > deadline:
+            break
+        time.sleep(_POLL_SECONDS)  # a service starting up has nothing to wait on but its port
+    if result.status == 2 and not result.final and wait > 0:
+        result.text += f" (waited {wait:g} s)"
+    print(result.text, file=sys.stdout if result.status < 2 else sys.stderr)
+    return result.status
+
+
+_POLL_SECONDS = 0.25

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from wal.frame import HEADER_SIZE, KIND_COMMIT, KIND_HEADER, KIND_RECORD, Damage, encode_frame, find_valid_frame, scan
 
-SEGMENT_MAGIC = b"lockwal1"
+SEGMENT_MAGIC = b"lockwal1"  # the digit is the data format version (wal/format.py)
 _SEGMENT_HEADER = struct.Struct("<8sQ")
 _COMMIT = struct.Struct("<QI")
 
@@ -66,7 +66,8 @@ def parse_segment(buf: bytes | memoryview) -> SegmentScan:
         if not payloads and scanned.problem is None:
             result.problem = Damage(0, "empty segment (no header)", "torn-tail")
         elif payloads and offsets[0] == 0:
-            result.problem = Damage(0, "segment does not start with a segment header", "corruption")
+            reason = _foreign_magic(payloads[0]) or "segment does not start with a segment header"
+            result.problem = Damage(0, reason, "corruption")
         else:
             assert scanned.problem is not None
             reason = f"segment header unreadable: {scanned.problem.reason}"
@@ -130,6 +131,14 @@ def parse_segment(buf: bytes | memoryview) -> SegmentScan:
 
 def _is_segment_header(payload: bytes) -> bool:
     return len(payload) == _SEGMENT_HEADER.size and payload[:8] == SEGMENT_MAGIC
+
+
+def _foreign_magic(payload: bytes) -> str | None:
+    """The reason to give for a segment header of another data format (wal/format.py), else None."""
+    if payload[:7] == SEGMENT_MAGIC[:7] and payload[:8] != SEGMENT_MAGIC:
+        return (f"segment of another data format (magic {bytes(payload[:8])!r}; this lockstore reads "
+                f"{SEGMENT_MAGIC!r})")
+    return None
 
 
 def _later_batch_after(view: memoryview, start: int) -> int | None:

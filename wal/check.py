@@ -1,6 +1,8 @@
 """Offline inspection and repair of a log directory (the `lockstore check` command).
 
-`inspect` reads every segment and snapshot and changes nothing. `repair` keeps the longest valid
+`inspect` reads the data format (wal/format.py: a format this code cannot read raises UnsupportedFormat
+before any file is read, so `repair` never cuts files it would misread), every segment and snapshot, and
+changes nothing. `repair` keeps the longest valid
 prefix of the log: it copies the directory to a backup first, then cuts the log at the first damage
 (a torn tail or corruption), deletes the segments after it, and deletes damaged snapshots and
 snapshots that cover LSNs past the cut (they would describe changes the log no longer holds, and
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from wal.batches import parse_segment
 from wal.errors import WalCorruption
+from wal.format import DataFormat, check_format
 from wal.segment import LOCK_NAME, list_segments, read_segment, sync_directory, truncate_segment
 from wal.snapshot import TEMP_SUFFIX, list_snapshots, read_snapshot
 
@@ -47,6 +50,7 @@ class SnapshotReport:
 @dataclass
 class Inspection:
     directory: Path
+    data_format: DataFormat
     segments: list[SegmentReport] = field(default_factory=list)
     snapshots: list[SnapshotReport] = field(default_factory=list)
     temporaries: list[Path] = field(default_factory=list)
@@ -60,7 +64,7 @@ class Inspection:
         return self.first_damage is None and all(s.problem is None for s in self.snapshots)
 
     def lines(self) -> list[str]:
-        out = [f"log directory {self.directory}"]
+        out = [f"log directory {self.directory}", f"  {self.data_format.describe()}"]
         if not self.segments:
             out.append("  no log segment")
         previous_last: int | None = None
@@ -86,8 +90,9 @@ class Inspection:
 
 
 def inspect(directory: Path) -> Inspection:
-    """Read every file of the log directory; report what is intact and what is not. Read-only."""
-    result = Inspection(directory)
+    """Read every file of the log directory; report what is intact and what is not. Read-only.
+    Raises UnsupportedFormat for a data format this code cannot read, before reading anything else."""
+    result = Inspection(directory, check_format(directory))
     segments = list_segments(directory)
     for position, (first_lsn, path) in enumerate(segments):
         data = read_segment(path)

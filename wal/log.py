@@ -29,6 +29,7 @@ import trio
 from wal import failpoints
 from wal.batches import encode_commit
 from wal.errors import LogUnavailable, WalCorruption
+from wal.format import check_format, mark_format
 from wal.frame import encode_frame
 from wal.recovery import Recovery, Sink, recover
 from wal.segment import SEGMENT_BYTES, SegmentWriter, ensure_directory, lock_directory, segment_path
@@ -96,7 +97,8 @@ class WriteAheadLog:
         sink: Sink | None = None,
         lock_fd: int | None = None,
     ) -> tuple[WriteAheadLog, Recovery]:
-        """Lock and recover `directory`, then position for appending to its newest segment.
+        """Lock `directory`, check and mark its data format (wal/format.py: UnsupportedFormat), recover
+        it, then position for appending to its newest segment.
 
         `from_lsn`: the first LSN the caller needs replayed (older ones are in its snapshots); the log
         must still hold it. `min_next_lsn`: LSNs handed out from now on are at least this (snapshots
@@ -109,6 +111,8 @@ class WriteAheadLog:
         if lock_fd is None:
             lock_fd = lock_directory(directory)
         try:
+            # A data format this code cannot read is refused before anything is read or cut (wal/format.py).
+            mark_format(directory, check_format(directory))
             recovery = recover(directory, from_lsn=from_lsn, sink=sink)
             if recovery.segments and recovery.first_lsn > from_lsn:
                 raise WalCorruption(

@@ -24,7 +24,7 @@ from wal.errors import WalCorruption
 from wal.frame import HEADER_SIZE, KIND_COMMIT, KIND_HEADER, KIND_RECORD, encode_frame, scan
 from wal.segment import fsync_file, sync_directory, write_all
 
-SNAPSHOT_MAGIC = b"locksnp1"
+SNAPSHOT_MAGIC = b"locksnp1"  # the digit is the data format version (wal/format.py)
 _HEADER = struct.Struct("<8sQH")  # magic, LSN, name length; then the name, then meta
 _COMMIT = struct.Struct("<QI")
 _NAME = re.compile(r"snap-([a-z]+)-(\d{20})\.snap")
@@ -155,6 +155,9 @@ def read_snapshot(path: Path) -> Snapshot:
     scanned = scan(data)
     payloads, kinds, offsets = scanned.payloads, scanned.kinds, scanned.offsets
     if not payloads or kinds[0] != KIND_HEADER or payloads[0][:8] != SNAPSHOT_MAGIC:
+        if payloads and kinds[0] == KIND_HEADER and payloads[0][:7] == SNAPSHOT_MAGIC[:7]:
+            raise WalCorruption(path, 0, f"snapshot of another data format (magic {bytes(payloads[0][:8])!r}; "
+                                f"this lockstore reads {SNAPSHOT_MAGIC!r})")
         raise WalCorruption(path, 0, "not a snapshot file (bad or missing header)")
     head = payloads[0]
     _, lsn, name_length = _HEADER.unpack_from(head)
