@@ -174,7 +174,11 @@ def _serve(settings: Settings) -> int:
         return _refuse(str(error), 1)
     except BaseExceptionGroup as group:
         # The HTTP server binds inside its own task tree: a bind that fails although the start-up check
-        # passed (someone took the port in between) arrives wrapped in exception groups.
+        # passed (someone took the port in between) arrives wrapped in exception groups; so does a
+        # StartupError raised inside the service's nurseries (etcd mode's start-up check).
+        lone = _lone_leaf(group)
+        if isinstance(lone, StartupError):
+            return _refuse(str(lone), lone.exit_status)
         bind_failure = _only_bind_failure(group)
         if bind_failure is None:
             raise
@@ -186,8 +190,8 @@ def _serve(settings: Settings) -> int:
 _BIND_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
-def _only_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | OverflowError | None:
-    """The one exception of `group` (nested groups flattened) if it is a failed bind, else None."""
+def _lone_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception of `group` (nested groups flattened), or None when there are several."""
     leaves: list[BaseException] = []
     pending: list[BaseException] = [group]
     while pending:
@@ -196,9 +200,14 @@ def _only_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | Ov
             pending.extend(item.exceptions)
         else:
             leaves.append(item)
-    if len(leaves) != 1:
+    return leaves[0] if len(leaves) == 1 else None
+
+
+def _only_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | OverflowError | None:
+    """The one exception of `group` (nested groups flattened) if it is a failed bind, else None."""
+    leaf = _lone_leaf(group)
+    if leaf is None:
         return None
-    leaf = leaves[0]
     if isinstance(leaf, socket.gaierror | OverflowError):
         return leaf
     if isinstance(leaf, OSError) and leaf.errno in _BIND_ERRNOS:
