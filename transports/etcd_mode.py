@@ -5,7 +5,8 @@ In etcd mode there is no write-ahead log, no snapshotter and no data directory: 
 etcd, each instance caches them (actors/etcd/, docs/multi-instance.md). transports/service.py calls:
 
     mode = EtcdMode.from_settings(settings, clock)   # bad etcd settings or files: StartupError (exit 2)
-    await mode.start(nursery)                        # limits probe, then both caches listed and watching
+    await mode.check()                               # the limits probe, before any nursery: StartupError
+    await mode.start(nursery)                        # both caches listed and watching
     ... Operations(mode.state.locks, mode.state.store, ...) ...
     mode.stop()                                      # after the transports stopped: queued requests answered
     await mode.aclose()                              # once the nursery is done: the HTTP connections to etcd
@@ -115,18 +116,25 @@ class EtcdMode:
             raise StartupError(one_line(str(error)), CONFIGURATION) from None
         return cls(settings, state)
 
-    async def start(self, nursery: trio.Nursery) -> None:
-        """Check that the cluster takes a create of `max_batch` records as one txn (bounded by
-        etcd_deadline when no member answers), then start both caches in `nursery`; returns once both
-        are loaded and watching. Each failure is a StartupError."""
+    async def check(self) -> None:
+        """Check that the cluster takes a create of `max_batch` records as one txn (bounded by etcd_deadline
+        when no member answers). Its txns also try the user, the password and the rights on the prefix.
+        Each failure is a StartupError (the connections are closed first)."""
         endpoints = ",".join(self.settings.etcd_endpoints)
         log.info("state in etcd %s under prefix %r; checking the cluster", endpoints, self.settings.etcd_prefix)
         try:
             await self.state.check_limits(self.settings.max_batch, WORST_CASE)
-            with lone_errors():
-                await nursery.start(self.state.run)
         except (EtcdError, ClusterLimitsTooSmall) as error:
             await self.aclose()
+            raise start_error(self.settings, error) from None
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start both caches in `nursery`; returns once both are loaded and watching (a refusal of the first
+        lists is a StartupError, as in `check`)."""
+        try:
+            with lone_errors():
+                await nursery.start(self.state.run)
+        except EtcdError as error:
             raise start_error(self.settings, error) from None
         locks, rules = self.state.locks.status(), self.state.store.status()
         log.info("etcd caches loaded: locks at revision %d, rules at revision %d; watching",

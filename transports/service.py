@@ -152,6 +152,8 @@ async def run_service(
     if wal is not None:
         monitor.health.replayed = True
         monitor.health.replay_detail = f"{recovery.frames} records from {recovery.segments} segment(s)"
+    if etcd is not None:
+        await etcd.check()  # the cluster's limits, user and rights: a StartupError of its own, before any task
 
     async with trio.open_nursery() as log_nursery:
         if wal is not None:
@@ -159,7 +161,7 @@ async def run_service(
         async with trio.open_nursery() as actor_nursery:
             snapshotter = None
             if etcd is not None:
-                await etcd.start(actor_nursery)  # the limits probe, then both caches loaded and watching
+                await etcd.start(actor_nursery)  # both caches loaded and watching
             else:
                 assert wal is not None
                 await actor_nursery.start(local_locks.run)
