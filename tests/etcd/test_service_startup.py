@@ -22,6 +22,7 @@ from tests.etcd.cluster import EtcdCluster
 from tests.etcd.conftest import SECURE_PASSWORD, SECURE_PREFIX, SECURE_USER, tls_paths
 from tests.integration.conftest import LOCK, SYSOP, future, start_service
 from transports.startup import CONFIGURATION, RUNTIME, StartupError
+from transports.status import parse_metrics, summarize
 
 CLI = [sys.executable, "-m", "transports.cli", "serve", "--port", "0", "--log-level", "ERROR", "--state", "etcd"]
 
@@ -109,6 +110,8 @@ async def test_serves_over_tls_with_a_user_and_reports_etcd_in_health_and_metric
         assert 'lockstore_etcd_requests_total{outcome="ok",path="/v3/kv/txn"}' in metrics
         assert 'lockstore_etcd_cache_revision{table="locks"}' in metrics
         assert SECURE_PASSWORD not in metrics
+        summary = summarize(running.http_urls[0], ready.json(), parse_metrics(metrics), time.time())
+        assert "etcd:    " in summary and "caches:  locks at " in summary and "log:" not in summary  # status
     running.shutdown.set()
     with trio.fail_after(10):
         await running.stopped.wait()
