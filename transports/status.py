@@ -109,8 +109,9 @@ def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> s
     info = next(iter(scrape.samples.get("lockstore_info", [])), ({}, 0.0))[0]
     started = scrape.value("lockstore_start_time_seconds")
     state = "READY" if health.get("status") == "UP" else "NOT READY"
+    durability = "state in etcd" if info.get("state") == "etcd" else f"fsync {info.get('fsync', '?')}"
     lines.append(f"lockstore {info.get('version', '?')} at {url}: {state}   up {_uptime(now - started)}, "
-                 f"fsync {info.get('fsync', '?')}, RSS {_bytes(scrape.value('process_resident_memory_bytes'))}")
+                 f"{durability}, RSS {_bytes(scrape.value('process_resident_memory_bytes'))}")
     checks = []
     for name, check in health.get("checks", {}).items():
         detail = f" ({check['detail']})" if check.get("detail") else ""

@@ -6,6 +6,7 @@ mode on the real cluster, one of them speaking MQTT 3.1.1 (mosquitto 2.x shares 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -80,3 +81,57 @@ async def test_three_instances_in_one_shared_group_answer_each_request_once(
         requester.close()
     for running in group:
         await stop(running)
+
+
+def test_mosquitto_does_not_hand_a_dead_members_unacknowledged_request_to_another(broker: MosquittoBroker) -> None:
+    """What the README says about an instance dying with a request in flight: the broker does not redeliver
+    it to another member of the group (clean sessions), so the requester's retry is what recovers it."""
+    import contextlib
+    import queue
+    import socket
+
+    import paho.mqtt.client as paho
+
+    received: dict[str, queue.Queue[bytes]] = {"A": queue.Queue(), "B": queue.Queue()}
+
+    def member(name: str, acknowledges: bool) -> paho.Client:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"member-{name}", protocol=paho.MQTTv5,
+                             manual_ack=not acknowledges)
+        subscribed = threading.Event()
+        client.on_message = lambda _c, _u, message: received[name].put(message.payload)
+        client.on_subscribe = lambda *_args: subscribed.set()
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        client.subscribe("$share/g/requests/x", qos=1)
+        assert subscribed.wait(5)
+        return client
+
+    dying, survivor = member("A", acknowledges=False), member("B", acknowledges=True)
+    publisher = Requester(broker.host, broker.port)
+    try:
+        for number in range(4):
+            publisher.client.publish("requests/x", f"m{number}".encode(), qos=1).wait_for_publish(5)
+        held = [received["A"].get(timeout=5) for _ in range(2)]  # round robin: two each
+        answered = {received["B"].get(timeout=5) for _ in range(2)}
+        assert sorted([*held, *answered]) == [b"m0", b"m1", b"m2", b"m3"]
+        assert dying._sock is not None
+        dying._sock.shutdown(socket.SHUT_RDWR)  # dies without acknowledging what it holds
+        dying.loop_stop()
+        # Until the broker has seen the death, new requests still alternate; once two in a row reach the
+        # survivor, it is the group alone, and anything handed over at the death would have come first.
+        later: list[bytes] = []
+        for number in range(100):
+            publisher.client.publish("requests/x", f"after{number}".encode(), qos=1).wait_for_publish(5)
+            with contextlib.suppress(queue.Empty):
+                later.append(received["B"].get(timeout=0.2))
+            if later[-2:] == [f"after{number - 1}".encode(), f"after{number}".encode()]:
+                break
+        else:
+            raise AssertionError(f"the survivor never got the group's requests alone: {later}")
+        while not received["B"].empty():
+            later.append(received["B"].get())
+        assert all(payload.startswith(b"after") for payload in later), later  # m0..m3 never handed over
+    finally:
+        survivor.disconnect()
+        survivor.loop_stop()
+        publisher.close()
