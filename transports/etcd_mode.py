@@ -135,6 +135,7 @@ class EtcdMode:
             with lone_errors():
                 await nursery.start(self.state.run)
         except EtcdError as error:
+            await self.aclose()
             raise start_error(self.settings, error) from None
         locks, rules = self.state.locks.status(), self.state.store.status()
         log.info("etcd caches loaded: locks at revision %d, rules at revision %d; watching",
