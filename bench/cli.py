@@ -22,7 +22,7 @@ from bench.workload import SCENARIOS, Sizes
 
 MQTT_PREFIX = "arrowhead/serviceorchestration"
 TLS_MODES = ("off", "on", "mutual")
-TARGET_NAMES = ("lockstore", "quart-echo", "mqtt-echo", "noop", "etcd")
+TARGET_NAMES = ("lockstore", "quart-echo", "mqtt-echo", "noop", "etcd", "lockstore-etcdN", "etcd-cluster")
 BENCH_EXTRA_HINT = "lockstore-bench needs the bench extra: pip install 'lockstore[bench]'"
 BENCH_EXTRA_MODULES = ("hdrh", "matplotlib")
 
@@ -71,6 +71,12 @@ def parser() -> argparse.ArgumentParser:
                         "as its own target (default off). Certificates come from a throw-away CA made for the run")
     target.add_argument("--new-connections", action="store_true",
                         help="HTTP only: a new connection (TCP and TLS handshake) for every request, no keep-alive")
+    target.add_argument("--state", choices=("local", "etcd"), default="local",
+                        help="local (default): lockstore with its write-ahead log; etcd: lockstore in etcd mode, "
+                        "through each count of --instances on a fresh 3-member etcd cluster (targets "
+                        "lockstore-etcdN; with --peers also etcd-cluster, the etcd peer on such a cluster)")
+    target.add_argument("--instances", default="1,2,3",
+                        help="with --state etcd: lockstore instances sharing the state, a list (default 1,2,3)")
     target.add_argument("--snapshot-every", type=int,
                         help="lockstore's --snapshot-every-records (default: the service's; startup: 1000)")
     sizes = run.add_argument_group("sizes")

@@ -74,6 +74,8 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, Starter]]:
                                                           args.mqtt_prefix, connection, args.cafile, args.cert,
                                                           args.key))]
     options = _lockstore_options(args)
+    if args.state == "etcd":
+        return _etcd_targets(args, options)
     peers = args.peers and not scenario.startup
     if args.peers and scenario.startup:
         print("!! the startup scenario measures lockstore only: --peers ignored", file=sys.stderr)
@@ -95,6 +97,27 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, Starter]]:
         plain = args.tls == ["off"] and not args.new_connections
         etcd_connection = targets.Connection() if plain else targets.Connection("on", args.new_connections)
         chosen.append(("etcd", lambda data: targets.etcd(etcd_connection)))
+    if args.only:
+        wanted = {name.strip() for name in args.only.split(",")}
+        chosen = [c for c in chosen if c[0] in wanted]
+    return chosen
+
+
+def _etcd_targets(args: argparse.Namespace, options: tuple[str, ...]) -> list[tuple[str, Starter]]:
+    """`--state etcd`: lockstore in etcd mode through each of `--instances`, and with --peers the etcd peer
+    driven directly against a 3-member cluster (bench/etcd_targets.py)."""
+    from bench import etcd_targets
+
+    scenario = SCENARIOS[args.scenario]
+    if args.transport != "http" or args.tls != ["off"] or args.new_connections or scenario.startup:
+        raise SystemExit("--state etcd runs over plain HTTP with keep-alive, and not the startup scenario "
+                         "(a joining instance's start-up is noted after every etcd-mode target's runs)")
+    chosen: list[tuple[str, Starter]] = [
+        (f"lockstore-etcd{count}", lambda data, n=count: etcd_targets.lockstore_etcd(n, options))
+        for count in numbers(args.instances, int)
+    ]
+    if args.peers and scenario.locks_only:
+        chosen.append(("etcd-cluster", lambda data: etcd_targets.etcd_cluster_peer()))
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
         chosen = [c for c in chosen if c[0] in wanted]
@@ -211,7 +234,10 @@ def run(args: argparse.Namespace) -> int:
             for name, start in _targets(args):
                 try:
                     with _copy(pristine) as data_dir, start(data_dir) as target:
-                        report.runs.extend(_measure(args, target, dataset))
+                        runs = list(_measure(args, target, dataset))
+                        if target.after is not None and runs:
+                            runs[-1].notes.extend(target.after())
+                        report.runs.extend(runs)
                 except Unavailable as error:
                     skipped.append(f"{name} skipped: {error}")
                     print(f"!! {name} skipped: {error}", file=sys.stderr, flush=True)

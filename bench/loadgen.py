@@ -163,7 +163,7 @@ class _Slots:
         async with self.opening[slot]:
             client = self.clients[slot]
             if client is None:
-                client = self.clients[slot] = await open_client(self.endpoint)
+                client = self.clients[slot] = await open_client(self.endpoint.for_connection(slot))
             return client
 
     async def broken(self, slot: int, client: Client) -> None:

@@ -121,6 +121,9 @@ class Endpoint:
     tls_ca: for an https:// URL, the CA file the server's certificate must come from ("" = the system's).
     tls_cert, tls_key: a client certificate to present (mutual TLS), or "".
     new_connection: HTTP without keep-alive: every request opens (and handshakes) a connection of its own.
+    urls: several servers of one target (lockstore instances in etcd mode, the members of an etcd
+    cluster): the load generator spreads its connections over them, connection n to urls[n % len(urls)];
+    `url` (the first) is where a scenario's setup goes.
     """
 
     kind: str
@@ -131,3 +134,11 @@ class Endpoint:
     tls_cert: str = ""
     tls_key: str = ""
     new_connection: bool = False
+    urls: tuple[str, ...] = ()
+
+    def for_connection(self, number: int) -> Endpoint:
+        """The endpoint connection `number` opens (the same one unless there are several `urls`)."""
+        if not self.urls:
+            return self
+        return Endpoint(self.kind, self.urls[number % len(self.urls)], self.prefix, self.authorization, self.tls_ca,
+                        self.tls_cert, self.tls_key, self.new_connection)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +41,7 @@ class Target:
     ready_rss_mib: float = 0.0  # lockstore: resident memory when it began to serve
     ready_peak_rss_mib: float = 0.0  # and the most it had held by then
     gc_log: Path | None = None  # lockstore: where its garbage collections are logged (processes.lockstore)
+    after: Callable[[], list[str]] | None = None  # notes taken once its runs are over (bench/etcd_targets.py)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,14 @@
-"""Suite-wide settings: hypothesis profiles (CI runs the bounded one)."""
+"""Suite-wide settings: hypothesis profiles (CI runs the bounded one); the session's etcd cluster and the
+`backend` axis of the service tests (tests/backends.py)."""
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.backends import backends_of
+from tests.etcd.cluster import EtcdCluster, EtcdNotFoundError
 
 # CI draws the same examples every run (reproducible landings); local runs keep exploring new ones.
 settings.register_profile(
@@ -10,3 +16,29 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    """One real 3-member etcd cluster for the whole run (tests/etcd/cluster.py); tests use prefixes of their own."""
+    try:
+        cluster = EtcdCluster()
+    except EtcdNotFoundError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def backend() -> str:
+    """The state backend a service fixture starts: "local" unless the test is marked `backends(...)`."""
+    return "local"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = backends_of(metafunc.definition)
+    if names is not None and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", names)

@@ -1,6 +1,7 @@
 """`lockstore` command line: `lockstore serve [options]`, `lockstore status --url URL` (a running service at a
-glance), `lockstore certs --out DIR` (throw-away test certificates), `lockstore check|dump --data-dir DIR`
-(a stopped service's data) and `lockstore --version`.
+glance), `lockstore certs --out DIR` (throw-away test certificates), `lockstore check|dump --data-dir D`
+(a stopped service's data), `lockstore migrate --data-dir D --to-etcd ...` (a stopped service's state into an
+etcd cluster) and `lockstore --version`.
 
 Options are generated from transports.config.settings.Settings, so `--help` documents every setting, with the
 environment variable that sets it too.
@@ -13,7 +14,9 @@ import errno
 import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +30,13 @@ from wal.errors import WalCorruption
 from wal.format import FORMAT_VERSION
 
 
-def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+def _add_setting_options(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     defaults = Settings()
     struct_info = msgspec.inspect.type_info(Settings)
     assert isinstance(struct_info, msgspec.inspect.StructType)
     for name, info in zip(Settings.__struct_fields__, struct_info.fields, strict=True):
+        if only is not None and name not in only:
+            continue
         flag = "--" + name.replace("_", "-")
         help_text = f"{HELP[name]} (env {ENV_PREFIX}{name.upper()}; default: {getattr(defaults, name)!r})"
         kwargs: dict[str, Any] = {"dest": name, "default": None, "help": help_text}
@@ -101,7 +106,38 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true", help="repair after making a backup copy")
     dump = commands.add_parser("dump", help="print snapshot and log records as JSON lines")
     dump.add_argument("--data-dir", type=Path, default=Path("./data"), help="data directory (default: ./data)")
+    _add_migrate(commands)
     return parser
+
+
+MIGRATE_SETTINGS = ("etcd_endpoints", "etcd_prefix", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user", "etcd_password",
+                    "etcd_request_timeout", "etcd_deadline", "log_level", "log_format")
+
+
+def _add_migrate(commands: Any) -> None:
+    from transports.migrate import DEFAULT_BATCH
+
+    migrate = commands.add_parser(
+        "migrate", help="move a stopped single-instance service's locks and rules into an etcd cluster",
+        description="Reads DATA_DIR (snapshots and log, without changing them; the service must be stopped) and "
+        "writes its live locks and its rules under etcd_prefix in the layout of --state etcd. Lock ids change: "
+        "the new ones are larger than any the local log granted. Refuses a prefix that holds keys unless "
+        "--allow-non-empty. The etcd settings come from the command line, LOCKSTORE_ETCD_* or --config, as for "
+        "serve.",
+    )
+    migrate.add_argument("--data-dir", type=Path, required=True, help="the stopped service's data directory")
+    migrate.add_argument("--to-etcd", action="store_true", required=True,
+                         help="the direction: from DATA_DIR into the etcd cluster of the etcd_* settings")
+    migrate.add_argument("--config", type=Path, default=None, help="TOML file with settings (the etcd_* ones are used)")
+    migrate.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                         help=f"records per etcd txn (default {DEFAULT_BATCH}: within etcd's default limits)")
+    migrate.add_argument("--allow-non-empty", action="store_true",
+                         help="write into a prefix that holds keys, leaving records whose keys exist as they are")
+    migrate.add_argument("--dry-run", action="store_true", help="read DATA_DIR and say what would be moved; "
+                         "no etcd request")
+    migrate.add_argument("--id-map", type=Path, default=None,
+                         help="write one JSON line per moved lock: serviceInstanceId, owner, old and new id")
+    _add_setting_options(migrate, MIGRATE_SETTINGS)
 
 
 def _certs(args: argparse.Namespace) -> int:
@@ -153,6 +189,8 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_status(args.url, timeout=args.timeout, cafile=args.cafile, cert=args.cert, key=args.key,
                           wait=args.wait)
+    if args.command == "migrate":
+        return _migrate(args)
     cli = {name: getattr(args, name, None) for name in Settings.__struct_fields__}
     env_config = os.environ.get(f"{ENV_PREFIX}CONFIG")
     config_file = args.config or (Path(env_config) if env_config else None)
@@ -162,6 +200,57 @@ def _run(args: argparse.Namespace) -> int:
         return _refuse(str(error), 2)
     _configure_logging(settings)
     return _serve(settings)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """`lockstore migrate`: one line on stderr and exit 2 (settings, a non-empty prefix, limits too small) or 1
+    (the directory in use or damaged, etcd unreachable) when it cannot be done; a summary on stdout."""
+    from actors.etcd.errors import EtcdError
+    from actors.etcd.limits import ClusterLimitsTooSmall
+    from transports.etcd_mode import start_error
+    from transports.migrate import Report, migrate, write_id_map
+    from transports.migrate_source import read_local_state
+    from transports.startup import StartupError
+    from wal.errors import LogUnavailable
+
+    if not 1 <= args.batch < 100_000:
+        return _refuse(f"--batch {args.batch}: must be from 1 to 99999", 2)
+    cli = {name: getattr(args, name, None) for name in MIGRATE_SETTINGS}
+    env_config = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    config_file = args.config or (Path(env_config) if env_config else None)
+    try:
+        settings = load_settings({**cli, "state": "etcd"}, os.environ, config_file)
+    except SettingsError as error:
+        return _refuse(str(error), 2)
+    _configure_logging(settings)
+    try:
+        state = read_local_state(args.data_dir)
+    except LogUnavailable as error:
+        return _refuse(f"data_dir {args.data_dir}: {error.message} (stop the service first)", 1)
+    except (WalCorruption, OSError) as error:
+        return _refuse(f"data_dir {args.data_dir}: {error} (see lockstore check --data-dir {args.data_dir})", 1)
+    print(f"read {args.data_dir}: {state.describe()}")
+    if args.dry_run:
+        now = time.time()
+        expired = sum(1 for lock in state.locks.locks() if lock.expires_at <= now)
+        print(f"would move {len(state.locks) - expired} locks ({expired} expired ones stay behind) and "
+              f"{len(state.store)} rules; nothing written")
+        return 0
+    try:
+        report: Report = trio.run(partial(migrate, settings, state, time.time(), batch=args.batch,
+                                          allow_non_empty=args.allow_non_empty))
+    except StartupError as error:
+        return _refuse(str(error), error.exit_status)
+    except (ClusterLimitsTooSmall, EtcdError) as error:
+        refusal = start_error(settings, error)
+        return _refuse(str(refusal), refusal.exit_status)
+    for line in report.lines(settings.etcd_prefix, ",".join(settings.etcd_endpoints)):
+        print(line)
+    if args.id_map is not None:
+        with args.id_map.open("w", encoding="utf-8") as out:
+            write_id_map(report, out)
+        print(f"id map: {args.id_map}")
+    return 0
 
 
 def _refuse(message: str, status: int) -> int:
@@ -192,7 +281,11 @@ def _serve(settings: Settings) -> int:
         return _refuse(str(error), 1)
     except BaseExceptionGroup as group:
         # The HTTP server binds inside its own task tree: a bind that fails although the start-up check
-        # passed (someone took the port in between) arrives wrapped in exception groups.
+        # passed (someone took the port in between) arrives wrapped in exception groups; so does a
+        # StartupError raised inside the service's nurseries (etcd mode's start-up check).
+        lone = _lone_leaf(group)
+        if isinstance(lone, StartupError):
+            return _refuse(str(lone), lone.exit_status)
         bind_failure = _only_bind_failure(group)
         if bind_failure is None:
             raise
@@ -204,8 +297,8 @@ def _serve(settings: Settings) -> int:
 _BIND_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
-def _only_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | OverflowError | None:
-    """The one exception of `group` (nested groups flattened) if it is a failed bind, else None."""
+def _lone_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception of `group` (nested groups flattened), or None when there are several."""
     leaves: list[BaseException] = []
     pending: list[BaseException] = [group]
     while pending:
@@ -214,9 +307,14 @@ def _only_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | Ov
             pending.extend(item.exceptions)
         else:
             leaves.append(item)
-    if len(leaves) != 1:
+    return leaves[0] if len(leaves) == 1 else None
+
+
+def _only_bind_failure(group: BaseExceptionGroup[BaseException]) -> OSError | OverflowError | None:
+    """The one exception of `group` (nested groups flattened) if it is a failed bind, else None."""
+    leaf = _lone_leaf(group)
+    if leaf is None:
         return None
-    leaf = leaves[0]
     if isinstance(leaf, socket.gaierror | OverflowError):
         return leaf
     if isinstance(leaf, OSError) and leaf.errno in _BIND_ERRNOS:

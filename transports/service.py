@@ -3,6 +3,9 @@ one structured tree, and shut them down in order.
 
 Shutdown order (ARCHITECTURE.md): transports stop taking requests and finish the in-flight ones;
 then the actors drain their mailboxes; then the log flushes its last batch, fsyncs and closes.
+
+With `state = "etcd"` (transports/etcd_mode.py) the actors are the etcd mode's caches instead: no log,
+no snapshots, no data directory; they drain the same way, then the connections to etcd close.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from actors.clock import Clock, SystemClock
 from actors.lock_actor import LockActor
 from actors.locks import LockTable
 from actors.records import LocksCreated, LocksRemoved, decode_event
+from actors.services import LockService, StoreService
 from actors.snapshots import Snapshotter
 from actors.store import RuleTable
 from actors.store_actor import StoreActor
 from transports.api.operations import Limits, Operations
 from transports.config.broker_url import parse_broker_url, redact_url, uses_tls
 from transports.config.settings import Settings
+from transports.etcd_mode import EtcdMode
 from transports.http.app import HttpAccess, create_app
 from transports.http.framing import RefuseAmbiguousRequests
 from transports.http.hypercorn_server import serve as http_serve
@@ -51,12 +56,13 @@ class RunningService:
 
     http_urls: list[str]
     operations: Operations
-    wal: WriteAheadLog
+    wal: WriteAheadLog | None  # None in etcd mode
     mqtt: MqttServer | None = None
     shutdown: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)  # set once the log is closed
     monitor: Monitor | None = None  # metrics and health (transports/observability/monitor.py)
     snapshotter: Snapshotter | None = None  # snapshots + compaction (actors/snapshots.py)
+    etcd: EtcdMode | None = None  # etcd mode's state (transports/etcd_mode.py)
 
 
 def replay(payloads: list[bytes], locks: LockTable, store: RuleTable) -> None:
@@ -104,16 +110,22 @@ async def run_service(
     mqtt_tls = mqtt_client_context(settings) if settings.mqtt_url and uses_tls(settings.mqtt_url) else None
     registry = registry_setup(settings, https)  # None when standalone; bad settings: RegistryConfigError
     data_dir = Path(settings.data_dir)
-    # Snapshots + the log after them (actors/snapshots.py); logs what it loaded and how long it took.
-    # A data_dir that cannot be used is a StartupError naming it.
-    state = open_data_dir(settings)
-    wal, recovery, locks, store = state.wal, state.recovery, state.locks, state.store
-    if settings.fsync == "never":
-        log.warning("fsync=never: replies do NOT wait for the disk; a crash can lose acknowledged "
-                    "changes. Use this for benchmarks only.")
-
-    lock_actor = LockActor(locks, wal, clock, settings.mailbox_capacity)
-    store_actor = StoreActor(store, wal, clock, mailbox_capacity=settings.mailbox_capacity)
+    etcd = EtcdMode.from_settings(settings, clock) if settings.state == "etcd" else None
+    wal: WriteAheadLog | None = None
+    lock_actor: LockService
+    store_actor: StoreService
+    if etcd is not None:
+        lock_actor, store_actor = etcd.state.locks, etcd.state.store
+    else:
+        # Snapshots + the log after them (actors/snapshots.py); logs what it loaded and how long it took.
+        # A data_dir that cannot be used is a StartupError naming it.
+        state = open_data_dir(settings)
+        wal, recovery, locks, store = state.wal, state.recovery, state.locks, state.store
+        if settings.fsync == "never":
+            log.warning("fsync=never: replies do NOT wait for the disk; a crash can lose acknowledged "
+                        "changes. Use this for benchmarks only.")
+        lock_actor = local_locks = LockActor(locks, wal, clock, settings.mailbox_capacity)
+        store_actor = local_store = StoreActor(store, wal, clock, mailbox_capacity=settings.mailbox_capacity)
     operations = Operations(
         lock_actor, store_actor, clock, Limits(settings.max_page_size, settings.max_batch)
     )
@@ -131,27 +143,36 @@ async def run_service(
             settings.mqtt_url, dispatcher, client_id=settings.mqtt_client_id, username=settings.mqtt_username,
             password=settings.mqtt_password, keepalive=settings.mqtt_keepalive, protocol=settings.mqtt_protocol,
             max_request_bytes=settings.mqtt_max_request_bytes, reply_topic_prefix=settings.mqtt_reply_topic_prefix,
-            tls=mqtt_tls,
+            tls=mqtt_tls, shared_group=settings.mqtt_shared_group,
         )
-    monitor = wire_monitor(settings, app, wal, lock_actor, store_actor, mqtt)
+    monitor = wire_monitor(settings, app, wal, lock_actor, store_actor, mqtt, etcd.state if etcd else None)
     joining = ServiceRegistration(registry, [(r.rule, r.methods or ()) for r in app.url_map.iter_rules()]) \
         if registry else None
     http_stop = trio.Event()  # HTTP stops taking requests once set: after the ServiceRegistry revocations
-    monitor.health.replayed = True
-    monitor.health.replay_detail = f"{recovery.frames} records from {recovery.segments} segment(s)"
+    if wal is not None:
+        monitor.health.replayed = True
+        monitor.health.replay_detail = f"{recovery.frames} records from {recovery.segments} segment(s)"
+    if etcd is not None:
+        await etcd.check()  # the cluster's limits, user and rights: a StartupError of its own, before any task
 
     async with trio.open_nursery() as log_nursery:
-        await log_nursery.start(wal.run)
+        if wal is not None:
+            await log_nursery.start(wal.run)
         async with trio.open_nursery() as actor_nursery:
-            await actor_nursery.start(lock_actor.run)
-            await actor_nursery.start(store_actor.run)
-            snapshotter = Snapshotter(
-                data_dir / "wal", wal, [lock_actor.capture, store_actor.capture],
-                every_records=settings.snapshot_every_records, every_bytes=settings.snapshot_every_bytes,
-                fsync=settings.fsync == "always", since_lsn=state.loaded.from_lsn - 1,
-            )
-            await actor_nursery.start(snapshotter.run)
-            running = RunningService([], operations, wal, mqtt, monitor=monitor, snapshotter=snapshotter)
+            snapshotter = None
+            if etcd is not None:
+                await etcd.start(actor_nursery)  # both caches loaded and watching
+            else:
+                assert wal is not None
+                await actor_nursery.start(local_locks.run)
+                await actor_nursery.start(local_store.run)
+                snapshotter = Snapshotter(
+                    data_dir / "wal", wal, [local_locks.capture, local_store.capture],
+                    every_records=settings.snapshot_every_records, every_bytes=settings.snapshot_every_bytes,
+                    fsync=settings.fsync == "always", since_lsn=state.loaded.from_lsn - 1,
+                )
+                await actor_nursery.start(snapshotter.run)
+            running = RunningService([], operations, wal, mqtt, monitor=monitor, snapshotter=snapshotter, etcd=etcd)
             monitor.health.stopping = running.shutdown.is_set
             monitor.metrics.sources.snapshotter = snapshotter
             async with trio.open_nursery() as edge_nursery:
@@ -189,12 +210,18 @@ async def run_service(
                     mqtt.stop()
                 edge_nursery.cancel_scope.deadline = trio.current_time() + 15.0
             log.info("transports stopped; draining actors")
-            snapshotter.stop()
+            if snapshotter is not None:
+                snapshotter.stop()
+            if etcd is not None:
+                etcd.stop()
             lock_actor.mailbox.close()
             store_actor.mailbox.close()
-        await wal.aclose()
+        if wal is not None:
+            await wal.aclose()
+    if etcd is not None:
+        await etcd.aclose()
     running.stopped.set()
-    log.info("write-ahead log flushed and closed; bye")
+    log.info("write-ahead log flushed and closed; bye" if wal is not None else "etcd connections closed; bye")
     if joining is not None and joining.failure is not None:
         raise joining.failure  # service_registry_required: start-up failed (after an orderly stop)
 

@@ -122,8 +122,9 @@ def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> s
     info = next(iter(scrape.samples.get("lockstore_info", [])), ({}, 0.0))[0]
     started = scrape.value("lockstore_start_time_seconds")
     state = "READY" if health.get("status") == "UP" else "NOT READY"
+    durability = "state in etcd" if info.get("state") == "etcd" else f"fsync {info.get('fsync', '?')}"
     lines.append(f"lockstore {info.get('version', '?')} at {url}: {state}   up {_uptime(now - started)}, "
-                 f"fsync {info.get('fsync', '?')}, RSS {_bytes(scrape.value('process_resident_memory_bytes'))}")
+                 f"{durability}, RSS {_bytes(scrape.value('process_resident_memory_bytes'))}")
     checks = []
     for name, check in health.get("checks", {}).items():
         detail = f" ({check['detail']})" if check.get("detail") else ""
@@ -136,16 +137,19 @@ def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> s
         f"{_count(scrape.value('lockstore_actor_mailbox_depth', actor='locks'))}, store "
         f"{_count(scrape.value('lockstore_actor_mailbox_depth', actor='store'))}"
     )
-    batches = scrape.value("lockstore_wal_batch_frames_count")
-    frames = scrape.value("lockstore_wal_frames_total")
-    per_batch = frames / batches if batches and not math.isnan(batches) else math.nan
-    fsync = scrape.buckets("lockstore_wal_fsync_seconds")
-    lines.append(
-        f"log:     {_bytes(scrape.value('lockstore_wal_bytes_total'))} in {_count(frames)} records, "
-        f"{_count(batches)} batches ({'-' if math.isnan(per_batch) else f'{per_batch:.1f}'} records/batch), "
-        f"fsync p50 {bucket_text(quantile_bucket(0.5, fsync))}, p99 {bucket_text(quantile_bucket(0.99, fsync))}, "
-        f"{_count(scrape.value('lockstore_wal_pending_frames'))} pending"
-    )
+    if info.get("state") == "etcd":
+        lines.extend(_etcd_lines(scrape))
+    else:
+        batches = scrape.value("lockstore_wal_batch_frames_count")
+        frames = scrape.value("lockstore_wal_frames_total")
+        per_batch = frames / batches if batches and not math.isnan(batches) else math.nan
+        fsync = scrape.buckets("lockstore_wal_fsync_seconds")
+        lines.append(
+            f"log:     {_bytes(scrape.value('lockstore_wal_bytes_total'))} in {_count(frames)} records, "
+            f"{_count(batches)} batches ({'-' if math.isnan(per_batch) else f'{per_batch:.1f}'} records/batch), "
+            f"fsync p50 {bucket_text(quantile_bucket(0.5, fsync))}, p99 {bucket_text(quantile_bucket(0.99, fsync))}, "
+            f"{_count(scrape.value('lockstore_wal_pending_frames'))} pending"
+        )
     if "lockstore_mqtt_connected" in scrape.samples:
         connected = scrape.value("lockstore_mqtt_connected") == 1
         lines.append(
@@ -175,6 +179,27 @@ def summarize(url: str, health: dict[str, Any], scrape: Scrape, now: float) -> s
         )
     lines.append("p50, p99: the histogram bucket that holds them (Prometheus buckets), not exact values")
     return "\n".join(lines)
+
+
+def _etcd_lines(scrape: Scrape) -> list[str]:
+    """etcd mode: the client's requests and txn latency, the write paths' conflicts, each cache's revision."""
+    requests = scrape.total("lockstore_etcd_requests_total")
+    ok = scrape.total("lockstore_etcd_requests_total", outcome="ok")
+    txn = scrape.buckets("lockstore_etcd_request_duration_seconds", path="/v3/kv/txn")
+    caches = " · ".join(
+        f"{table} at {_count(scrape.value('lockstore_etcd_cache_revision', table=table))} "
+        f"(lag {_count(scrape.value('lockstore_etcd_cache_lag_revisions', table=table))}, "
+        f"{_count(scrape.value('lockstore_etcd_relists_total', table=table))} relists, "
+        f"{_count(scrape.value('lockstore_etcd_watch_restarts_total', table=table))} watch restarts)"
+        for table in ("locks", "rules"))
+    leader = "leads the expiry" if scrape.value("lockstore_etcd_expiry_leader") == 1 else "not the expiry leader"
+    return [
+        f"etcd:    {_count(requests)} requests ({_count(requests - ok)} not ok), txn p50 "
+        f"{bucket_text(quantile_bucket(0.5, txn))}, p99 {bucket_text(quantile_bucket(0.99, txn))} · "
+        f"{_count(scrape.value('lockstore_etcd_txn_conflicts_total'))} conflicts, "
+        f"{_count(scrape.value('lockstore_etcd_unknown_outcomes_total'))} lost answers · {leader}",
+        f"caches:  {caches}",
+    ]
 
 
 def _get(url: str, timeout: float, context: ssl.SSLContext | None) -> tuple[int, bytes]:

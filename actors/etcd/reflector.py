@@ -78,7 +78,7 @@ class Reflector(Generic[C]):
         sink: Sink[C],
         gate: RevisionGate,
         *,
-        page_size: int = 2000,
+        page_size: int = 10_000,
         stall: float = 2.0,
         backoff: Backoff | None = None,
     ) -> None:

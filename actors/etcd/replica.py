@@ -69,7 +69,10 @@ class EtcdIsDurable:
 class CacheSettings:
     catch_up: float = 10.0  # longest wait for the cache to reach a revision before a request gets 503
     stall: float = 2.0  # requests waiting this long with no event: restart the watch on another member
-    page_size: int = 2000  # keys per range request of a (re)list
+    # Keys per range request of a (re)list. etcd 3.4 visits every key from a page's start to the range's
+    # end whatever the limit (etcd-io/etcd#11057), so a list costs ~n²/page_size: at 10^6 locks 2,000-key
+    # pages took 56 s, 10,000-key pages 19 s (bench/README.md). A page is then ~2.5-4.5 MB of JSON.
+    page_size: int = 10_000
     mailbox_capacity: int = 1024
 
 

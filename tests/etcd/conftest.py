@@ -1,6 +1,7 @@
 """Real-cluster fixtures for the multi-instance tests (see cluster.py and instances.py).
 
-One 3-member cluster serves the whole run (starting one takes about a second); every test works under
+One 3-member cluster serves the whole run (`etcd_cluster`, in tests/conftest.py: the service tests' etcd
+backend shares it; starting one takes about a second); every test works under
 a key prefix of its own, so tests never see each other's records. Tests that stop, kill or freeze a
 member use `cluster`, which hands them every member running and healthy and restores that afterwards.
 """
@@ -29,19 +30,6 @@ def _restore(cluster: EtcdCluster) -> None:
             cluster.restart(member)
     for member in cluster.members:
         cluster.wait_healthy(member)
-
-
-@pytest.fixture(scope="session")
-def etcd_cluster() -> Iterator[EtcdCluster]:
-    try:
-        cluster = EtcdCluster()
-    except EtcdNotFoundError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.close()
 
 
 @pytest.fixture

@@ -9,7 +9,14 @@ import pytest
 
 from actors.etcd.client import EtcdClient
 from actors.etcd.keys import KeyLayout
-from actors.etcd.limits import ClusterLimitsTooSmall, WorstCase, check_cluster_limits, needed, probe_txns
+from actors.etcd.limits import (
+    ClusterLimitsTooSmall,
+    WorstCase,
+    _largest_first,
+    check_cluster_limits,
+    needed,
+    probe_txns,
+)
 from actors.etcd.wire import RangeRequest, prefix_end
 from tests.etcd.cluster import EtcdCluster
 from tests.etcd.conftest import SECURE_PASSWORD, SECURE_PREFIX, SECURE_USER, tls_paths
@@ -25,6 +32,7 @@ def test_the_probes_are_the_largest_creates() -> None:
         keys = [c.key for c in txn.compare] + [op.request_put.key for op in txn.success if op.request_put]
         assert all(key.startswith(layout.probe) for key in keys)
         assert txn.compare[0].target == "VALUE"
+    assert [what for what, _ in _largest_first(txns)] == ["rules"]  # the lock create fits if the rule create does
 
 
 async def test_default_limits_refuse_a_batch_of_100_and_say_which_flag(secured_etcd: EtcdCluster) -> None:

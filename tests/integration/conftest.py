@@ -1,11 +1,12 @@
 """The real service in-process: hypercorn on a loopback port, the real log on disk in tmp_path, and
-a manual clock so that expiry can be tested without sleeping."""
+a manual clock so that expiry can be tested without sleeping. Modules marked `backends("local", "etcd")`
+run their tests on the real etcd cluster too (tests/backends.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import trio
 
 from actors.clock import ManualClock
+from tests.backends import backend_settings
 from transports.config.settings import Settings
 from transports.service import RunningService, run_service
 
@@ -30,6 +32,7 @@ class Service:
     running: RunningService
     client: httpx.AsyncClient
     data_dir: Path
+    backend: dict[str, Any] = field(default_factory=dict)  # the settings of its state backend (etcd: endpoints, prefix)
 
     async def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
         return await self.client.post(path, json=body, headers=SYSOP if headers is None else headers, **kw)
@@ -53,11 +56,13 @@ async def start_service(nursery: trio.Nursery, data_dir: Path, clock: ManualCloc
 
 
 @pytest.fixture
-async def service(tmp_path: Path, nursery: trio.Nursery, request: pytest.FixtureRequest) -> AsyncIterator[Service]:
+async def service(tmp_path: Path, nursery: trio.Nursery, request: pytest.FixtureRequest,
+                  backend: str) -> AsyncIterator[Service]:
     marker = request.node.get_closest_marker("settings")
     overrides = marker.kwargs if marker else {}
     clock = ManualClock(start=float(int(time.time())))
-    running = await start_service(nursery, tmp_path / "data", clock, **overrides)
+    state = backend_settings(backend, request)
+    running = await start_service(nursery, tmp_path / "data", clock, **state, **overrides)
     async with httpx.AsyncClient(base_url=running.http_urls[0], timeout=10.0) as client:
-        yield Service(running.http_urls[0], clock, running, client, tmp_path / "data")
+        yield Service(running.http_urls[0], clock, running, client, tmp_path / "data", state)
     running.shutdown.set()

@@ -244,3 +244,32 @@ def test_without_out_the_files_go_where_help_says(tmp_path: Path, monkeypatch: p
                        "noop", "--quiet"]) == 0
     [made] = (tmp_path / "bench" / "results").iterdir()
     assert made.name.startswith("echo-http-") and (made / "report.json").is_file()
+
+
+def test_etcd_mode_target_spreads_the_load_over_its_instances_and_notes_memory_and_a_join() -> None:
+    """`--state etcd`: two lockstore instances in etcd mode on a fresh 3-member cluster the harness starts;
+    the load generator's connections go to both, the sampled processes are both and the members, and the
+    notes give each instance's memory and the start-up of a third that joins."""
+    from bench.etcd_targets import lockstore_etcd
+    from transports.status import parse_metrics
+
+    spec = _spec("", scenario="lock-query", rate=40.0, duration_s=1.0, warmup_s=0.2, processes=1,
+                 lanes=4, connections=4, sizes=Sizes(preload=200))
+    with lockstore_etcd(2) as target:
+        assert len(target.endpoint.urls) == 2 and len(target.pids) == 2 + 3
+        result = run_once(target, spec, live=False)
+        served = [parse_metrics(httpx.get(f"{url}/metrics").text).value(
+            "lockstore_requests_total", 0.0, operation="lock_query", status="200") for url in target.endpoint.urls]
+        assert target.after is not None
+        notes = target.after()
+    assert result.errors == 0, result.statuses
+    assert all(count >= 10 for count in served), served  # each instance answered its share
+    assert len(result.server) == 5
+    assert any(note.startswith("at the end, 200 locks") and "per etcd member" in note for note in notes), notes
+    assert any("one more instance joining this state: serving" in note for note in notes), notes
+
+
+def test_an_endpoint_of_several_servers_hands_them_out_in_turn() -> None:
+    endpoint = Endpoint("http", "http://a:1", urls=("http://a:1", "http://b:2", "http://c:3"))
+    assert [endpoint.for_connection(n).url for n in range(4)] == ["http://a:1", "http://b:2", "http://c:3", "http://a:1"]
+    assert Endpoint("http", "http://a:1").for_connection(7).url == "http://a:1"

@@ -9,9 +9,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import LOCK, STORE, SYSOP, Service, future
 
 SEEDS = Path(__file__).parent.parent / "data" / "seeds"
+
+pytestmark = pytest.mark.backends("local", "etcd")  # tests/backends.py: also on the real etcd cluster
 
 
 def code_blocks(name: str) -> list[str]:

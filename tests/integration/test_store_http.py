@@ -11,6 +11,8 @@ from tests.integration.conftest import STORE, SYSOP, Service, start_service
 
 CREATE, QUERY, MODIFY, REMOVE = (f"{STORE}/{op}" for op in ("create", "query", "modify-priorities", "remove"))
 
+pytestmark = pytest.mark.backends("local", "etcd")  # tests/backends.py: also on the real etcd cluster
+
 
 def rule(consumer: str, instance: str, priority: int) -> dict[str, Any]:
     return {"consumer": consumer, "serviceInstanceId": instance, "priority": priority}
@@ -181,7 +183,7 @@ async def test_rules_survive_restart_exactly(service: Service, nursery: trio.Nur
     before = (await service.post(QUERY, {"consumerNames": ["A"]})).json()
     service.running.shutdown.set()
     await service.running.stopped.wait()
-    restarted = await start_service(nursery, service.data_dir, service.clock)
+    restarted = await start_service(nursery, service.data_dir, service.clock, **service.backend)
     import httpx
 
     async with httpx.AsyncClient(base_url=restarted.http_urls[0]) as client:

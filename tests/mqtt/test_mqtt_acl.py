@@ -53,10 +53,12 @@ def acl_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         broker.kill()
 
 
+@pytest.mark.parametrize("shared_group", [None, "lockstore"])  # the same ACL fits $share/<group>/... (issue 15)
 async def test_the_readme_acl_lets_the_service_do_its_job_and_nothing_else(
-        tmp_path: Path, nursery: trio.Nursery, acl_broker: MosquittoBroker) -> None:
+        tmp_path: Path, nursery: trio.Nursery, acl_broker: MosquittoBroker, shared_group: str | None) -> None:
     running = await serve(nursery, tmp_path / "data", acl_broker, mqtt_username="lockstore",
-                          mqtt_password=PASSWORDS["lockstore"], mqtt_reply_topic_prefix="replies/")
+                          mqtt_password=PASSWORDS["lockstore"], mqtt_reply_topic_prefix="replies/",
+                          mqtt_shared_group=shared_group)
     server = mqtt_of(running)
     client = Requester(acl_broker.host, acl_broker.port, response_topic="replies/temperature-manager/1",
                        username="temperature-manager", password=PASSWORDS["temperature-manager"])

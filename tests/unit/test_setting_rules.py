@@ -186,3 +186,86 @@ def test_an_accepted_topic_prefix_is_safe_to_subscribe_under(prefix: str) -> Non
         assert not ({"+", "#", "\x00"} & set(prefix)) and not prefix.startswith("$") and not prefix.endswith("/")
     else:
         assert (value_problem("mqtt_topic_prefix", prefix) or "").startswith("mqtt_topic_prefix")
+
+
+# ------------------------------------------------------------------------------------------- etcd mode (issue 15)
+
+ETCD_REFUSED: list[tuple[str, Any, str]] = [
+    ("etcd_endpoints", ["ftp://h:2379"], "entry 1 ('ftp://h:2379') is not http://host:port or https://host:port"),
+    ("etcd_endpoints", ["http://h"], "is not http://host:port"),
+    ("etcd_endpoints", ["http://h:2379/v3"], "no path, query or user"),
+    ("etcd_endpoints", ["http://h:2379", "h2:2379"], "entry 2 ('h2:2379')"),
+    ("etcd_prefix", " ", "must not be empty"),
+    ("etcd_prefix", "a\nb", "control characters"),
+    ("etcd_ca", "", "must not be empty"),
+    ("etcd_user", "", "must not be empty"),
+    ("etcd_skew_margin", -1.0, "from 0 to 3600"),
+    ("etcd_skew_margin", float("nan"), "from 0 to 3600"),
+    ("etcd_request_timeout", 0.0, "from 0.1 to 600"),
+    ("etcd_deadline", float("inf"), "from 0.1 to 3600"),
+    ("etcd_catch_up", 0.0, "from 0.1 to 3600"),
+    ("etcd_expiry_lease_ttl", 1, "from 2 to 3600"),
+    ("mqtt_shared_group", "a/b", "must not contain /, + or #"),
+    ("mqtt_shared_group", "g+", "must not contain /, + or #"),
+    ("mqtt_shared_group", " ", "must not be empty"),
+    ("mqtt_shared_group", "g\x00", "control characters"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "fragment"), ETCD_REFUSED,
+                         ids=[f"{n}={v!r:.30}" for n, v, _ in ETCD_REFUSED])
+def test_etcd_and_shared_group_values_that_cannot_work_are_refused(name: str, value: Any, fragment: str) -> None:
+    problem = value_problem(name, value)
+    assert problem is not None and problem.startswith(name) and fragment in problem, problem
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"state": "etcd"}, "state 'etcd' needs etcd_endpoints"),
+        ({"state": "etcd", "etcd_endpoints": ["http://a:1", "https://b:2"]}, "mix http:// and https://"),
+        ({"etcd_cert": "c.pem"}, "etcd_cert and etcd_key go together"),
+        ({"etcd_user": "root"}, "etcd_user needs etcd_password (give it as LOCKSTORE_ETCD_PASSWORD"),
+        ({"etcd_password": "x"}, "etcd_password needs etcd_user"),
+        ({"etcd_deadline": 1.0, "etcd_request_timeout": 5.0}, "etcd_deadline (1 s) must be at least"),
+        ({"state": "etcd", "etcd_endpoints": ["http://a:1"], "max_batch": 100_000}, "at most 99999 with state 'etcd'"),
+    ],
+)
+def test_etcd_settings_that_only_work_together(overrides: dict[str, Any], fragment: str) -> None:
+    found = problems(Settings(**overrides))
+    assert any(fragment in problem for problem in found), found
+
+
+def test_etcd_mode_from_the_command_line_environment_and_file(tmp_path: Any) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('state = "etcd"\netcd_endpoints = ["http://h1:2379"]\netcd_prefix = "site-a/"\n')
+    settings = load_settings({"etcd_endpoints": "http://h1:2379,http://h2:2379, http://h3:2379"},
+                             {"LOCKSTORE_ETCD_USER": "lockstore", "LOCKSTORE_ETCD_PASSWORD": "pw"}, config)
+    assert settings.state == "etcd" and settings.etcd_prefix == "site-a/"
+    assert settings.etcd_endpoints == ["http://h1:2379", "http://h2:2379", "http://h3:2379"]  # CLI > file
+    assert (settings.etcd_user, settings.etcd_password) == ("lockstore", "pw")
+    assert warnings(settings) == ["etcd_user: the etcd password is sent over plain http:// (use https:// endpoints "
+                                  "outside a trusted network)"]
+
+
+def test_etcd_password_and_endpoint_credentials_never_appear_in_messages() -> None:
+    problem = value_problem("etcd_password", "")
+    assert problem is not None and "'***'" in problem
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"etcd_endpoints": "http://root:hunter2@h:2379"}, {})
+    assert "hunter2" not in str(refused.value) and "***@h:2379" in str(refused.value)
+    with pytest.raises(SettingsError) as refused:  # a password that breaks a rule is named, never shown
+        load_settings({}, {"LOCKSTORE_ETCD_USER": "root", "LOCKSTORE_ETCD_PASSWORD": "hunter2" * 1000})
+    assert "hunter2" not in str(refused.value) and "etcd_password = '***'" in str(refused.value)
+
+
+def test_a_shared_group_name_that_works_is_accepted() -> None:
+    assert value_problem("mqtt_shared_group", "lockstore") is None
+    assert value_problem("mqtt_shared_group", "site-a.lockstore_1") is None
+
+
+def test_etcd_settings_in_local_mode_are_warned_about() -> None:
+    assert any("etcd_endpoints ignored: state is 'local'" in w
+               for w in warnings(Settings(etcd_endpoints=["http://h:2379"])))
+    assert any("etcd_ca ignored: etcd_endpoints are not https://" in w
+               for w in warnings(Settings(state="etcd", etcd_endpoints=["http://h:2379"], etcd_ca="ca.pem")))

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 Check = Callable[[Any], str | None]  # value → None when fine, else the reason
 SettingsCheck = Callable[["Settings"], str | None]  # all settings → None when fine, else a whole message
 
-SECRET_SETTINGS = frozenset({"mqtt_password"})  # never echoed in a message
+SECRET_SETTINGS = frozenset({"mqtt_password", "etcd_password"})  # never echoed in a message
 MQTT_STRING_BYTES = 65_535  # an MQTT UTF-8 string (client id, user name, topic) has a 16-bit length
 MIN_LOG_BYTES = 4096  # log segments and snapshot intervals below a page make no sense
 
@@ -152,6 +152,16 @@ def mqtt_topic_filter_free(value: str) -> str | None:
     return None
 
 
+def share_name(value: str) -> str | None:
+    """A shared subscription group (`$share/<name>/<filter>`, MQTT 5 §4.8.2): one topic level, no wildcards."""
+    reason = all_of(not_blank, mqtt_text)(value)
+    if reason is not None:
+        return reason
+    if any(char in value for char in "/+#"):
+        return "must not contain /, + or # (a share name is one topic level without wildcards)"
+    return None
+
+
 def reply_topic_prefix(value: str) -> str | None:
     """Where replies may go: a topic a reply could really be published to (see transports/api/topics.py)."""
     from transports.api.topics import prefix_setting_problem
@@ -181,6 +191,44 @@ def system_name(value: str) -> str | None:
     except ArrowheadError as error:
         return f"is not a valid system name: {error.message}"
     return None
+
+
+def etcd_endpoint(value: str) -> str | None:
+    """One etcd client URL, as the client will use it (actors/etcd/failover.py)."""
+    from actors.etcd.failover import parse_endpoints
+
+    reason = all_of(not_blank, printable)(value)
+    if reason is not None:
+        return reason
+    if "@" in value:
+        return "must not hold a user name or password (use etcd_user and etcd_password)"
+    try:
+        parse_endpoints([value])
+    except ValueError as error:  # "etcd endpoint 'x' is not http://host:port ...": the entry is named already
+        return str(error).replace(f"etcd endpoint {value.strip()!r} ", "", 1)
+    return None
+
+
+def etcd_endpoints(values: Sequence[str]) -> str | None:
+    """Every entry an etcd client URL; an entry is named without any user:password@ part it holds."""
+    from transports.config.broker_url import redact_url
+
+    for index, value in enumerate(values):
+        reason = etcd_endpoint(value)
+        if reason is not None:
+            return f"entry {index + 1} ({redact_url(value)!r}) {reason}"
+    return None
+
+
+def etcd_prefix(value: str) -> str | None:
+    """A key prefix: not blank, no control characters (actors/etcd/keys.py adds the trailing `/`)."""
+    return all_of(not_blank, printable, utf8_at_most(1024))(value)
+
+
+def seconds_between(low: float, high: float) -> Check:
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"must be a number of seconds from {low:g} to {high:g}"
+    return check
 
 
 # ------------------------------------------------------------------------------------------- the table
@@ -221,6 +269,7 @@ RULES: dict[str, Check] = {
     "mqtt_tls_verify_hostname": TYPE_ONLY,
     "mqtt_max_request_bytes": at_least(1024),
     "mqtt_reply_topic_prefix": reply_topic_prefix,
+    "mqtt_shared_group": share_name,
     "service_registry": all_of(not_blank, printable),  # its shape: transports/service_registry/plan.py
     "service_registry_addresses": each(all_of(not_blank, printable)),
     "service_registry_system_name": not_blank,
@@ -228,6 +277,19 @@ RULES: dict[str, Check] = {
     "service_registry_attempts": at_least(1),
     "service_registry_retry_interval": seconds_at_least(0),
     "service_registry_timeout": seconds_at_least(0.001),
+    "state": TYPE_ONLY,
+    "etcd_endpoints": etcd_endpoints,
+    "etcd_prefix": etcd_prefix,
+    "etcd_ca": file_path,
+    "etcd_cert": file_path,
+    "etcd_key": file_path,
+    "etcd_user": all_of(not_blank, printable),
+    "etcd_password": all_of(not_blank, utf8_at_most(4096)),
+    "etcd_skew_margin": seconds_between(0, 3600),  # an hour of disagreement is a broken clock, not skew
+    "etcd_request_timeout": seconds_between(0.1, 600),
+    "etcd_deadline": seconds_between(0.1, 3600),
+    "etcd_catch_up": seconds_between(0.1, 3600),
+    "etcd_expiry_lease_ttl": between(2, 3600),  # etcd raises shorter TTLs to its own minimum anyway
 }
 
 
@@ -278,6 +340,42 @@ def _signatures_need_certificates(settings: Settings) -> str | None:
     return None
 
 
+def _etcd_needs_endpoints(settings: Settings) -> str | None:
+    if settings.state == "etcd" and not settings.etcd_endpoints:
+        return ("state 'etcd' needs etcd_endpoints, the client URLs of the etcd members "
+                "(e.g. http://h1:2379,http://h2:2379,http://h3:2379)")
+    return None
+
+
+def _etcd_endpoints_agree(settings: Settings) -> str | None:
+    schemes = {endpoint.partition("://")[0] for endpoint in settings.etcd_endpoints}
+    if len(schemes) > 1:
+        return "etcd_endpoints mix http:// and https:// (every member is reached the same way)"
+    return None
+
+
+def _etcd_user_needs_password(settings: Settings) -> str | None:
+    if settings.etcd_user is not None and settings.etcd_password is None:
+        return "etcd_user needs etcd_password (give it as LOCKSTORE_ETCD_PASSWORD in the environment)"
+    if settings.etcd_password is not None and settings.etcd_user is None:
+        return "etcd_password needs etcd_user"
+    return None
+
+
+def _etcd_deadline_covers_a_request(settings: Settings) -> str | None:
+    if settings.etcd_deadline < settings.etcd_request_timeout:
+        return (f"etcd_deadline ({settings.etcd_deadline:g} s) must be at least etcd_request_timeout "
+                f"({settings.etcd_request_timeout:g} s): a call's deadline covers its attempts")
+    return None
+
+
+def _etcd_batch_fits_lock_ids(settings: Settings) -> str | None:
+    # A lock id is the granting txn's revision × 100,000 + the lock's place in its create (actors/etcd/values.py).
+    if settings.state == "etcd" and settings.max_batch > 99_999:
+        return f"max_batch = {settings.max_batch}: must be at most 99999 with state 'etcd' (lock ids hold the position)"
+    return None
+
+
 COMBINATIONS: list[SettingsCheck] = [
     _pair("tls_cert", "tls_key", "give both to serve HTTPS, or neither"),
     _pair("mqtt_tls_cert", "mqtt_tls_key", "give both, or neither"),
@@ -285,6 +383,12 @@ COMBINATIONS: list[SettingsCheck] = [
     _client_auth_needs_https,
     _certificate_policy_needs_tls,
     _signatures_need_certificates,
+    _etcd_needs_endpoints,
+    _etcd_endpoints_agree,
+    _pair("etcd_cert", "etcd_key", "give both to present a client certificate to etcd, or neither"),
+    _etcd_user_needs_password,
+    _etcd_deadline_covers_a_request,
+    _etcd_batch_fits_lock_ids,
 ]
 
 
@@ -319,7 +423,33 @@ def _url_credentials_unused(settings: Settings) -> str | None:
     return None
 
 
-WARNINGS: list[SettingsCheck] = [_management_disabled, _whitelist_unused, _mqtt_tls_unused, _url_credentials_unused]
+ETCD_SETTINGS = ("etcd_endpoints", "etcd_ca", "etcd_cert", "etcd_key", "etcd_user")
+
+
+def _etcd_settings_unused(settings: Settings) -> str | None:
+    given = [name for name in ETCD_SETTINGS if getattr(settings, name) not in (None, [])]
+    if given and settings.state != "etcd":
+        return f"{', '.join(given)} ignored: state is 'local' (set state 'etcd' to use the cluster)"
+    return None
+
+
+def _etcd_tls_unused(settings: Settings) -> str | None:
+    given = [name for name in ("etcd_ca", "etcd_cert", "etcd_key") if getattr(settings, name) is not None]
+    if given and settings.state == "etcd" and not any(e.startswith("https://") for e in settings.etcd_endpoints):
+        return f"{', '.join(given)} ignored: etcd_endpoints are not https:// URLs"
+    return None
+
+
+def _etcd_password_over_http(settings: Settings) -> str | None:
+    if settings.state == "etcd" and settings.etcd_user is not None and \
+            any(endpoint.startswith("http://") for endpoint in settings.etcd_endpoints):
+        return ("etcd_user: the etcd password is sent over plain http:// (use https:// endpoints outside a "
+                "trusted network)")
+    return None
+
+
+WARNINGS: list[SettingsCheck] = [_management_disabled, _whitelist_unused, _mqtt_tls_unused, _url_credentials_unused,
+                                 _etcd_settings_unused, _etcd_tls_unused, _etcd_password_over_http]
 
 
 # ------------------------------------------------------------------------------------------- running them
@@ -333,6 +463,10 @@ def shown(name: str, value: Any) -> str:
         from transports.config.broker_url import redact_url
 
         value = redact_url(value)
+    if name == "etcd_endpoints" and isinstance(value, list):
+        from transports.config.broker_url import redact_url
+
+        value = [redact_url(entry) if isinstance(entry, str) else entry for entry in value]
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
 

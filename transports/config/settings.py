@@ -53,6 +53,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # MQTT hardening (issue 12): request size, reply-topic prefix.
     mqtt_max_request_bytes: int = 1 << 20
     mqtt_reply_topic_prefix: str | None = None
+    mqtt_shared_group: str | None = None  # several instances: $share/<group>/<topic> (issue 15)
     # Joining an Arrowhead local cloud (issue 17; transports/service_registry/). Unset URL = standalone.
     service_registry: str | None = None
     service_registry_addresses: list[str] = msgspec.field(default_factory=list)
@@ -61,6 +62,20 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     service_registry_attempts: int = 4
     service_registry_retry_interval: float = 15.0
     service_registry_timeout: float = 10.0
+    # Several instances on an etcd cluster (issue 15; actors/etcd/, transports/etcd_mode.py). Default: local.
+    state: Literal["local", "etcd"] = "local"
+    etcd_endpoints: list[str] = msgspec.field(default_factory=list)
+    etcd_prefix: str = "lockstore/"
+    etcd_ca: str | None = None
+    etcd_cert: str | None = None
+    etcd_key: str | None = None
+    etcd_user: str | None = None
+    etcd_password: str | None = None
+    etcd_skew_margin: float = 0.0
+    etcd_request_timeout: float = 5.0
+    etcd_deadline: float = 15.0
+    etcd_catch_up: float = 10.0
+    etcd_expiry_lease_ttl: int = 10
 
 
 HELP: dict[str, str] = {
@@ -114,6 +129,11 @@ HELP: dict[str, str] = {
     "request with another reply topic is not executed (counted and logged). Unset: any topic (reference behaviour)",
 }
 
+HELP["mqtt_shared_group"] = (
+    "subscribe to the request topics as the shared subscription $share/<group>/<topic>, so that the broker gives "
+    "each request to one instance of the group (several instances on one state: give them all the same group); "
+    "unset: every instance subscribed receives every request")
+
 LIST_FIELDS = {"management_whitelist"}
 
 # Joining an Arrowhead local cloud (issue 17): help texts, and the one list setting.
@@ -132,3 +152,29 @@ HELP.update({
     "service_registry_timeout": "seconds to wait for each ServiceRegistry answer",
 })
 LIST_FIELDS |= {"service_registry_addresses"}
+
+# Several instances on an etcd cluster (issue 15): help texts, and the one list setting.
+HELP.update({
+    "state": "where the locks and rules live: 'local' = this process, with its write-ahead log in data_dir; "
+    "'etcd' = an etcd cluster shared by several lockstore instances (needs etcd_endpoints; no data_dir is used)",
+    "etcd_endpoints": "comma-separated client URLs of the etcd members, http://host:port or https://host:port "
+    "(state 'etcd'); requests move on to the next one when one fails",
+    "etcd_prefix": "key prefix of this service's records in etcd (instances sharing one state use the same prefix)",
+    "etcd_ca": "PEM CA certificate(s) that the etcd members' certificates must come from (https:// endpoints; "
+    "default: the system's CAs)",
+    "etcd_cert": "PEM client certificate to present to etcd members that require one (with etcd_key)",
+    "etcd_key": "PEM private key of etcd_cert (unencrypted)",
+    "etcd_user": "etcd user name (when etcd authentication is enabled; needs etcd_password)",
+    "etcd_password": "password of etcd_user; better given as LOCKSTORE_ETCD_PASSWORD in the environment "
+    "(never logged)",
+    "etcd_skew_margin": "seconds an expired lock is still kept from a takeover and from deletion, on top of its "
+    "expiresAt: the largest clock difference expected between lockstore hosts (NTP); queries hide it at expiresAt",
+    "etcd_request_timeout": "seconds one etcd request may take before it is tried on the next member (a write "
+    "whose answer is lost is then settled by reading it back, never sent twice)",
+    "etcd_deadline": "seconds one etcd call may take in all, every member and backoff included; then the client "
+    "gets 503",
+    "etcd_catch_up": "seconds a request waits for this instance's cache to reach the revision it needs; then 503",
+    "etcd_expiry_lease_ttl": "seconds of the lease behind the expiry election: how long the deletion of expired "
+    "locks pauses when the instance doing it dies",
+})
+LIST_FIELDS |= {"etcd_endpoints"}

@@ -22,8 +22,10 @@ import trio
 
 from transports.api.topics import ReplyTopicRule, prefix_setting_problem, shown
 from transports.config.broker_url import MqttSettingError, parse_broker_url, uses_tls
+from transports.config.rules import share_name
 from transports.mqtt.dispatch import MqttDispatcher, Reply, request_topics
 from transports.mqtt.session import IncomingMessage, MessageProperties, MqttError, MqttSession, MqttSettings
+from transports.mqtt.shared_group import shared_filter
 
 log = logging.getLogger("lockstore.mqtt")
 
@@ -48,10 +50,12 @@ class MqttServer:
     def from_url(cls, url: str, dispatcher: MqttDispatcher, *, client_id: str | None, username: str | None,
                  password: str | None, keepalive: int, protocol: Literal["5", "3.1.1"] = "5",
                  max_request_bytes: int | None = 1 << 20, reply_topic_prefix: str | None = None,
-                 max_buffered: int = 256, workers: int = 32, tls: ssl.SSLContext | None = None) -> MqttServer:
+                 max_buffered: int = 256, workers: int = 32, tls: ssl.SSLContext | None = None,
+                 shared_group: str | None = None) -> MqttServer:
         """`tls` is used for mqtts:// URLs (default: the system's CAs, hostname checked), ignored for mqtt://.
         `client_id` None or empty: a unique `lockstore-<host>-<random>`. `reply_topic_prefix` restricts
-        where `dispatcher` sends replies; `max_request_bytes` drops bigger requests unread."""
+        where `dispatcher` sends replies; `max_request_bytes` drops bigger requests unread. `shared_group`
+        subscribes as `$share/<group>/...`: each request goes to one instance of the group (shared_group.py)."""
         host, port = parse_broker_url(url)
         if max_request_bytes is not None and max_request_bytes < 1:
             raise MqttSettingError(f"mqtt_max_request_bytes must be at least 1, not {max_request_bytes}")
@@ -60,6 +64,8 @@ class MqttServer:
             if problem is not None:
                 raise MqttSettingError(f"mqtt_reply_topic_prefix {shown(reply_topic_prefix)} {problem}")
             dispatcher.reply_rule = ReplyTopicRule(reply_topic_prefix)
+        if shared_group is not None and (problem := share_name(shared_group)) is not None:
+            raise MqttSettingError(f"mqtt_shared_group {shown(shared_group)} {problem}")
         if not uses_tls(url):
             tls = None
         elif tls is None:
@@ -67,7 +73,7 @@ class MqttServer:
         settings = MqttSettings(
             host=host, port=port, client_id=client_id or "", username=username, password=password,
             keepalive=keepalive, protocol=protocol, max_buffered=max_buffered, tls=tls,
-            subscriptions=tuple((topic, 1) for topic in request_topics(dispatcher.prefix)),
+            subscriptions=tuple((shared_filter(topic, shared_group), 1) for topic in request_topics(dispatcher.prefix)),
             max_message_bytes=max_request_bytes,
         )
         return cls(settings, dispatcher, workers)

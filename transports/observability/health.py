@@ -5,7 +5,9 @@ orchestrators.
 - ready: every condition for taking traffic holds — the log was replayed, HTTP is serving, MQTT is
   connected (if configured), the service is registered in the ServiceRegistry (if configured), writes
   become durable (the log accepts appends and the committer makes progress), and the service is not
-  shutting down (so a proxy drains it before it stops).
+  shutting down (so a proxy drains it before it stops). In etcd mode the log's two checks are replaced
+  by etcd's: a member answers, and each cache has caught up with a quorum read (`refresh()` asks,
+  since that takes a round trip; the route calls it before `ready()`).
 
 The report is a msgspec Struct so that the OpenAPI document describes exactly what is sent.
 """
@@ -19,12 +21,15 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import msgspec
 
 if TYPE_CHECKING:
+    from actors.etcd.cluster import EtcdState
     from transports.mqtt.server import MqttServer
     from wal.log import WriteAheadLog
 
 Status = Literal["UP", "DOWN"]
 # The committer has had pending records and no progress for this long: writes are not becoming durable.
 STALL_SECONDS = 5.0
+# etcd mode: how long /health/ready waits for a quorum read and for the caches to reach it.
+ETCD_READY_TIMEOUT = 1.0
 
 
 class Registration(Protocol):
@@ -73,6 +78,8 @@ class Health:
         self.replay_detail: str | None = None
         self.serving = False
         self.registry: Registration | None = None  # set when a service_registry is configured
+        self.etcd: EtcdState | None = None  # set in etcd mode: its checks replace the log's
+        self._etcd_checks: dict[str, CheckResult] = {"etcd": _check(False, "not checked yet")}
         self._now = now
         self._stall = stall_seconds
         self._watched_durable = -1
@@ -81,13 +88,21 @@ class Health:
     def live(self) -> HealthReport:
         return HealthReport("UP")
 
+    async def refresh(self, timeout: float = ETCD_READY_TIMEOUT) -> None:
+        """etcd mode: ask etcd and the caches now (one shared quorum read per table); `ready()` reports it."""
+        if self.etcd is not None:
+            checks = await self.etcd.readiness(timeout)
+            self._etcd_checks = {check.name: _check(check.ok, check.detail or None) for check in checks}
+
     def ready(self) -> HealthReport:
-        checks = {
-            "log_replayed": _check(self.replayed, self.replay_detail),
-            "http": _check(self.serving, None if self.serving else "not serving yet"),
-            "writes_durable": self._wal_check(),
-            "shutdown": _check(not self.stopping(), "shutting down" if self.stopping() else None),
-        }
+        if self.etcd is None:
+            checks = {"log_replayed": _check(self.replayed, self.replay_detail)}
+        else:
+            checks = dict(self._etcd_checks)
+        checks["http"] = _check(self.serving, None if self.serving else "not serving yet")
+        if self.etcd is None:
+            checks["writes_durable"] = self._wal_check()
+        checks["shutdown"] = _check(not self.stopping(), "shutting down" if self.stopping() else None)
         if self.mqtt is not None:
             connected = self.mqtt.session.connected
             where = f" {self.mqtt_broker}" if self.mqtt_broker else ""

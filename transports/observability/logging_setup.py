@@ -170,3 +170,7 @@ def configure_logging(level: str, log_format: LogFormat = "keyvalue", stream: Te
     root.setLevel(getattr(logging, level))
     # paho's own DEBUG chatter is not useful at INFO, and hypercorn's error log is ours already.
     logging.getLogger("lockstore.mqtt.paho").setLevel(max(logging.INFO, root.level))
+    # httpx logs every request at INFO: in etcd mode that is a line per etcd round trip (the etcd client
+    # logs what matters under lockstore.etcd, and /metrics counts the requests).
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -11,6 +11,9 @@ Two kinds of numbers:
 
 Both are exposed through one custom collector on a registry of the service's own (several services
 can live in one process, e.g. in tests), with prometheus-client's process collector beside it.
+etcd mode (`Sources.etcd`): the client's requests by path and outcome and their latency (an observer
+on `EtcdStats`), the write paths' conflicts, retries and lost answers, each cache's revision, lag,
+watch restarts and relists, and the expiry leadership, as `lockstore_etcd_*`.
 Snapshots: count, in progress, how long the last capture held an actor, and the age of the newest
 snapshot file per actor (its mtime, at scrape). Snapshot duration is not exposed yet: the snapshotter
 only logs it. TODO: `Snapshotter.last_seconds` (and then `lockstore_snapshot_duration_seconds`).
@@ -34,9 +37,9 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from actors.lock_actor import LockActor
+    from actors.etcd.cluster import EtcdState
+    from actors.services import LockService, StoreService
     from actors.snapshots import Snapshotter
-    from actors.store_actor import StoreActor
     from transports.mqtt.server import MqttServer
     from wal.log import WriteAheadLog
 
@@ -48,6 +51,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 # One batch write or fsync: ~0.05-0.5 ms on a good disk, far more on a busy or networked one.
 DISK_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+# One etcd request over its gateway: ~1-5 ms on a LAN (a quorum fsync for writes); seconds when a member is
+# frozen or an election runs (the request timeout is 5 s by default).
+ETCD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def package_version() -> str:
@@ -94,11 +100,12 @@ class Sources:
     """The components whose own counters and state are read at scrape time."""
 
     wal: WriteAheadLog | None = None
-    locks: LockActor | None = None
-    store: StoreActor | None = None
+    locks: LockService | None = None
+    store: StoreService | None = None
     mqtt: MqttServer | None = None
     snapshotter: Snapshotter | None = None
     snapshot_dir: Path | None = None
+    etcd: EtcdState | None = None
 
 
 class ServiceMetrics:
@@ -115,6 +122,7 @@ class ServiceMetrics:
         self.wal_batch_frames = Histogram(BATCH_BUCKETS)
         self.live_locks: int | None = None
         self.live_rules: int | None = None
+        self.etcd_latency: dict[str, Histogram] = {}  # by gateway path
         self.started = time.time()
         if process:
             ProcessCollector(registry=self.registry)
@@ -129,6 +137,13 @@ class ServiceMetrics:
         histogram = self._latency.get((operation, transport))
         if histogram is None:
             histogram = self._latency[(operation, transport)] = Histogram(LATENCY_BUCKETS)
+        histogram.observe(seconds)
+
+    def on_etcd_request(self, path: str, outcome: str, seconds: float) -> None:
+        """`EtcdStats` observer: one call per etcd request attempt, whatever its outcome."""
+        histogram = self.etcd_latency.get(path)
+        if histogram is None:
+            histogram = self.etcd_latency[path] = Histogram(ETCD_BUCKETS)
         histogram.observe(seconds)
 
     def on_wal_commit(self, frames: int, nbytes: int, write_seconds: float, fsync_seconds: float) -> None:
@@ -198,6 +213,7 @@ class _ServiceCollector(Collector):
         yield from self._wal()
         yield from self._snapshots()
         yield from self._mqtt()
+        yield from self._etcd()
 
     def _requests(self) -> Iterator[Metric]:
         m = self._m
@@ -312,3 +328,56 @@ class _ServiceCollector(Collector):
                        "DISCONNECT 'Session taken over', or (3.1.1) links lost soon after connecting, 3 or more in "
                        "a row (another client with the same client id?)", session.taken_over)
 
+
+    def _etcd(self) -> Iterator[Metric]:
+        state = self._m.sources.etcd
+        if state is None:
+            return
+        stats = state.stats
+        requests = CounterMetricFamily("lockstore_etcd_requests", "etcd request attempts by gateway path and outcome: "
+                                       "ok, unreachable, lost (a write whose answer was lost), retry, reauthenticate, "
+                                       "final (refused), unknown_outcome", labels=["path", "outcome"])
+        for (path, outcome), count in sorted(stats.requests.items()):
+            requests.add_metric([path, outcome], count)
+        yield requests
+        latency = HistogramMetricFamily("lockstore_etcd_request_duration_seconds", "Time of one etcd request "
+                                        "attempt (any outcome), by gateway path", labels=["path"])
+        for path, histogram in sorted(self._m.etcd_latency.items()):
+            latency.add_metric([path], histogram.cumulative(), histogram.sum)
+        yield latency
+        yield _counter("lockstore_etcd_txn_conflicts", "Write txns whose compares failed: another instance changed "
+                       "what they were planned on (re-planned and retried)", stats.txn_conflicts)
+        yield _counter("lockstore_etcd_write_retries", "Write attempts after a request's first (conflicts and lost "
+                       "answers)", stats.write_retries)
+        yield _counter("lockstore_etcd_unknown_outcomes", "Write txns whose answer was lost (timeout, broken "
+                       "connection); settled by reading back, never sent twice", stats.unknown_outcomes)
+        yield _counter("lockstore_etcd_unknown_committed", "Lost answers that a read-back showed applied",
+                       stats.unknown_committed)
+        yield _counter("lockstore_etcd_endpoint_failovers", "Requests moved on to the next etcd endpoint",
+                       stats.endpoint_failovers)
+        tables = [state.locks.status(), state.store.status()]
+        families = [
+            (GaugeMetricFamily, "lockstore_etcd_cache_revision", "etcd revision this instance's cache has applied",
+             "applied_revision"),
+            (GaugeMetricFamily, "lockstore_etcd_cache_lag_revisions", "Revisions of the table known to exist (from "
+             "txn replies and quorum reads) that the cache has not applied yet", "lag"),
+            (CounterMetricFamily, "lockstore_etcd_watch_restarts", "Watches restarted (ended, failed, stalled or "
+             "moved to another member)", "watch_restarts"),
+            (CounterMetricFamily, "lockstore_etcd_relists", "Full lists after the first (the watch's history was "
+             "compacted away)", "relists"),
+            (GaugeMetricFamily, "lockstore_etcd_watching", "1 while the cache's watch is confirmed and not stalled",
+             "watching"),
+            (GaugeMetricFamily, "lockstore_etcd_cache_waiting_requests", "Requests waiting for the cache to reach a "
+             "revision", "waiting_requests"),
+            (GaugeMetricFamily, "lockstore_etcd_malformed_records", "Records under the prefix the cache could not "
+             "read (ignored)", "malformed_records"),
+        ]
+        for kind, name, documentation, attribute in families:
+            family = kind(name, documentation, labels=["table"])
+            for status in tables:
+                family.add_metric([status.name], float(getattr(status, attribute)))
+            yield family
+        expiry = state.locks.expiry
+        yield _gauge("lockstore_etcd_expiry_leader", "1 while this instance leads the deletion of expired locks",
+                     1 if expiry.is_leader else 0)
+        yield _counter("lockstore_etcd_expiry_terms", "Times this instance became the expiry leader", expiry.terms)

@@ -28,8 +28,8 @@ from transports.observability.openapi import encode_document
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
 
-    from actors.lock_actor import LockActor
-    from actors.store_actor import StoreActor
+    from actors.etcd.cluster import EtcdState
+    from actors.services import LockService, StoreService
     from transports.config.settings import Settings
     from transports.mqtt.server import MqttServer
     from wal.log import WriteAheadLog
@@ -102,15 +102,22 @@ class Monitor:
         return RequestObserver(app, self.metrics, log_access=self.access_log)
 
 
-def wire_monitor(settings: Settings, app: QuartTrio, wal: WriteAheadLog, locks: LockActor, store: StoreActor,
-                 mqtt: MqttServer | None) -> Monitor:
-    """Connect metrics and health to the service's parts, and add the operational routes to `app`."""
-    metrics = ServiceMetrics(info={"fsync": settings.fsync, "authentication_policy": settings.authentication_policy})
-    metrics.sources = Sources(wal=wal, locks=locks, store=store, mqtt=mqtt,
-                              snapshot_dir=Path(settings.data_dir) / "wal")  # the service's layout
-    wal.commit_hook = metrics.on_wal_commit
+def wire_monitor(settings: Settings, app: QuartTrio, wal: WriteAheadLog | None, locks: LockService,
+                 store: StoreService, mqtt: MqttServer | None, etcd: EtcdState | None = None) -> Monitor:
+    """Connect metrics and health to the service's parts, and add the operational routes to `app`.
+    `wal` is None in etcd mode, and `etcd` None in local mode."""
+    info: dict[str, str] = {"fsync": settings.fsync, "authentication_policy": settings.authentication_policy,
+                            "state": settings.state}
+    metrics = ServiceMetrics(info=info)
+    metrics.sources = Sources(wal=wal, locks=locks, store=store, mqtt=mqtt, etcd=etcd,
+                              snapshot_dir=Path(settings.data_dir) / "wal" if wal is not None else None)
+    if wal is not None:
+        wal.commit_hook = metrics.on_wal_commit
+    if etcd is not None:
+        etcd.stats.observers.append(metrics.on_etcd_request)
     health = Health(wal, mqtt, fsync=settings.fsync == "always",
                     mqtt_broker=redact_url(settings.mqtt_url) if settings.mqtt_url else None)
+    health.etcd = etcd
     monitor = Monitor(metrics, health, settings.access_log)
     if mqtt is not None:
         mqtt.on_request = MqttObserver(metrics, settings.mqtt_topic_prefix, log_access=settings.access_log)
@@ -160,4 +167,5 @@ def add_monitor_routes(app: QuartTrio, monitor: Monitor) -> None:
 
     @app.get("/health/ready")
     async def ready() -> Response:
+        await monitor.health.refresh()  # etcd mode: a quorum read per table, shared with concurrent requests
         return _health(monitor.health.ready())
