@@ -13,7 +13,7 @@ import trio
 from tests.integration.conftest import Service
 from tests.integration.raw_http import BUNDLE, read_to_close, stalled_h1_download
 from tests.integration.test_robustness import server_side_states
-from transports import hypercorn_server
+from transports.http import hypercorn_server
 
 
 async def test_a_client_that_accepts_nothing_is_disconnected(service: Service,
