@@ -1,5 +1,6 @@
-"""The real service in-process: hypercorn on a loopback port, the real log on disk in tmp_path, and
-a manual clock so that expiry can be tested without sleeping."""
+"""The real service in-process on a loopback port — with each HTTP server in turn (`http_server`: the native
+one, the default, and hypercorn), so every HTTP test runs against both — the real log on disk in tmp_path,
+and a manual clock so that expiry can be tested without sleeping."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from transports.config.settings import Settings
 from transports.service import RunningService, run_service
 
 SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}
+HTTP_SERVERS = ("native", "hypercorn")
 LOCK = "/serviceorchestration/orchestration/mgmt/lock"
 STORE = "/serviceorchestration/orchestration/mgmt/simple-store"
 
@@ -30,6 +32,7 @@ class Service:
     running: RunningService
     client: httpx.AsyncClient
     data_dir: Path
+    http_server: str
 
     async def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
         return await self.client.post(path, json=body, headers=SYSOP if headers is None else headers, **kw)
@@ -52,12 +55,25 @@ async def start_service(nursery: trio.Nursery, data_dir: Path, clock: ManualCloc
     return running
 
 
+@pytest.fixture(scope="module", params=HTTP_SERVERS)
+def http_server(request: pytest.FixtureRequest) -> str:
+    """The HTTP server the service runs with (setting `http_server`); tests using it run once with each."""
+    server: str = request.param
+    return server
+
+
+# What only one server does (HTTP/2 is hypercorn's): `@hypercorn_only` on the test.
+hypercorn_only = pytest.mark.parametrize("http_server", ["hypercorn"], indirect=True)
+native_only = pytest.mark.parametrize("http_server", ["native"], indirect=True)
+
+
 @pytest.fixture
-async def service(tmp_path: Path, nursery: trio.Nursery, request: pytest.FixtureRequest) -> AsyncIterator[Service]:
+async def service(tmp_path: Path, nursery: trio.Nursery, request: pytest.FixtureRequest,
+                  http_server: str) -> AsyncIterator[Service]:
     marker = request.node.get_closest_marker("settings")
-    overrides = marker.kwargs if marker else {}
+    overrides = {"http_server": http_server, **(marker.kwargs if marker else {})}
     clock = ManualClock(start=float(int(time.time())))
     running = await start_service(nursery, tmp_path / "data", clock, **overrides)
     async with httpx.AsyncClient(base_url=running.http_urls[0], timeout=10.0) as client:
-        yield Service(running.http_urls[0], clock, running, client, tmp_path / "data")
+        yield Service(running.http_urls[0], clock, running, client, tmp_path / "data", http_server)
     running.shutdown.set()

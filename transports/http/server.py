@@ -1,0 +1,148 @@
+"""The native HTTP/1.1 server, lockstore's default front end: a listener, one task per connection
+(transports/http/connection.py), a connection limit, and shutdown. HTTPS through `trio.SSLStream`, the
+client's certificate taken at the handshake (for the certificate policy). HTTP/2 is hypercorn's
+(`--http-server hypercorn`): ALPN offers only http/1.1 here.
+
+Connection limit (`http_max_connections`): at the limit the longest-idle keep-alive connection is closed
+to make room (its client reconnects when it needs to); when every connection is busy, accepting pauses
+and new clients wait in the kernel's listen queue until one closes. Each connection's deadlines bound how
+long that can be.
+
+Shutdown (`shutdown_trigger` returns): stop accepting (the listening socket closes), close idle
+connections at once, let busy ones finish their in-flight response (it says `connection: close`), and
+return as soon as all are closed. Whatever is left after `graceful_timeout` (clients that stopped
+reading) is closed hard. The Quart app's lifespan runs around all of it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from transports.http.asgi_bridge import Lifespan
+from transports.http.connection import Connection, ServerLimits, ServerState, Stream
+from transports.http.native_app import NativeApp
+
+log = logging.getLogger("lockstore.http")
+
+BACKLOG = 1024
+_ACCEPT_PAUSE = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}  # out of descriptors or memory
+
+
+async def listening_socket(host: str, port: int) -> trio.socket.SocketType:
+    """A listening TCP socket on host:port, bound the way the start-up check probes it (transports/startup.py)."""
+    bare = host.replace("[", "").replace("]", "")
+    sock = trio.socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await sock.bind((bare, port))  # numeric or resolvable: the start-up check already bound it once
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: trio.socket.SocketType, scheme: str) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+class NativeServer:
+    def __init__(self, app: NativeApp, limits: ServerLimits | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.app = app
+        self.limits = limits or ServerLimits()
+        self.ssl_context = ssl_context
+        self.state = ServerState(app, self.limits)
+        self.connections: set[Connection] = set()
+        self._changed = trio.Event()  # set whenever a connection closes
+        self._full_warned = False
+
+    async def serve(self, host: str, port: int, *,
+                    shutdown_trigger: Callable[[], Awaitable[object]],
+                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until `shutdown_trigger` returns, then stop (module doc). Reports the bound URL."""
+        sock = await listening_socket(host, port)
+        url = url_of(sock, "https" if self.ssl_context else "http")
+        lifespan = Lifespan(self.app.quart)
+        async with trio.open_nursery() as lifespan_nursery:
+            await lifespan_nursery.start(lifespan.run)
+            async with trio.open_nursery() as connection_nursery:
+                async with trio.open_nursery() as accept_nursery:
+                    accept_nursery.start_soon(self._accept, sock, connection_nursery)
+                    task_status.started([url])
+                    await shutdown_trigger()
+                    self.state.stopping = True
+                    accept_nursery.cancel_scope.cancel()
+                sock.close()
+                await self._stop_connections()
+                connection_nursery.cancel_scope.cancel()
+            await lifespan.shutdown()
+
+    async def _stop_connections(self) -> None:
+        busy = sum(connection.busy for connection in self.connections)
+        log.info("HTTP stopped accepting; closing %d idle connection(s), finishing %d busy one(s)",
+                 len(self.connections) - busy, busy)
+        for connection in list(self.connections):
+            connection.stop()
+        with trio.move_on_after(self.limits.graceful_timeout):
+            while self.connections:
+                await self._wait_for_change()
+        if self.connections:
+            log.warning("%d HTTP connection(s) still busy after %.1f s (clients not reading?); closed",
+                        len(self.connections), self.limits.graceful_timeout)
+            for connection in list(self.connections):
+                connection.abort()
+
+    async def _wait_for_change(self) -> None:
+        changed = self._changed
+        await changed.wait()
+
+    async def _accept(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
+        plain = trio.SocketListener(sock)
+        listener: trio.abc.Listener[Stream] = plain
+        if self.ssl_context is not None:
+            listener = trio.SSLListener(plain, self.ssl_context, https_compatible=True)
+        while True:
+            await self._room()
+            try:
+                stream = await listener.accept()
+            except OSError as error:
+                if error.errno not in _ACCEPT_PAUSE:
+                    raise
+                log.warning("HTTP: cannot accept a connection (%s); pausing 100 ms", error.strerror)
+                await trio.sleep(0.1)
+                continue
+            connection = Connection(self.state, stream)
+            self.connections.add(connection)
+            nursery.start_soon(self._run, connection)
+
+    async def _room(self) -> None:
+        """Wait until a connection may be accepted (module doc: the connection limit)."""
+        limit = self.limits.max_connections
+        while len(self.connections) >= limit:
+            idle = [c for c in self.connections if not c.busy and not c.closing]
+            if idle:
+                min(idle, key=lambda c: c.idle_since).stop()
+            elif not self._full_warned:
+                self._full_warned = True
+                log.warning("HTTP: %d connections, all busy (http_max_connections); new ones wait", limit)
+            await self._wait_for_change()
+
+    async def _run(self, connection: Connection) -> None:
+        try:
+            await connection.run()
+        except Exception:
+            # A fault in the connection code ends this connection only, never the server.
+            log.exception("HTTP connection failed; closed")
+        finally:
+            self.connections.discard(connection)
+            self._changed.set()
+            self._changed = trio.Event()
