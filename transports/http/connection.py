@@ -49,6 +49,8 @@ log = logging.getLogger("lockstore.http")
 Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 MAX_RECEIVE = 1 << 16
 SEND_PIECE = 1 << 14  # bytes per write: a client must take this much per send_stall_timeout
+LINGER_SECONDS = 1.0  # after answering with input left unread: how long to read and drop what still comes ...
+LINGER_BYTES = 2 << 20  # ... and how much
 
 _encode = msgspec.json.Encoder().encode
 
@@ -98,6 +100,7 @@ class Connection:
         self.closed = False
         self.closing = False  # stopping or evicted: close at the next idle moment (now, if idle)
         self._wait: trio.CancelScope | None = None  # the current wait for request bytes (cancelled by stop)
+        self._linger = False  # answered with request bytes left unread: drain them before closing
         self._handshaking = isinstance(stream, trio.SSLStream)
         self._served = 0
         self._scheme = "https" if isinstance(stream, trio.SSLStream) else "http"
@@ -147,10 +150,25 @@ class Connection:
         raw_socket(self.stream).close()
 
     async def _close(self) -> None:
+        if self._linger and not self.closed and isinstance(self.stream, trio.SocketStream):
+            await self._drain_before_close(self.stream)
         self.closed = True
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             # An https_compatible SSLStream closes without waiting for the client's close_notify.
             await self.stream.aclose()
+
+    async def _drain_before_close(self, stream: trio.SocketStream) -> None:
+        """The answer is sent but the client may still be sending (a refused request's body): closing now
+        would reset the connection, and a reset can destroy the answer before the client reads it. So: send
+        our end (FIN), then read and drop what comes, for a little while (nginx's "lingering close")."""
+        with trio.move_on_after(LINGER_SECONDS):
+            try:
+                await stream.send_eof()
+                drained = 0
+                while drained < LINGER_BYTES and (data := await stream.receive_some(MAX_RECEIVE)):
+                    drained += len(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
 
     # ------------------------------------------------------------------------------------------ requests
 
@@ -212,6 +230,7 @@ class Connection:
                 await self._refuse(aborted.refusal, started, head)
             return False
         close = reply.close or not head.keep_alive or self.server.stopping or body.must_close()
+        self._linger = close and not body.complete
         if request_id is not None:
             reply.headers.append((b"x-request-id", request_id.encode()))
         try:
@@ -243,6 +262,7 @@ class Connection:
                       quick: bool = False) -> None:
         """Answer a refused request with an Arrowhead error body, then the connection closes."""
         self.busy = True
+        self._linger = True
         method = head.method if head else refusal.method
         path = head.path if head else refusal.path
         body = _error(refusal.status, refusal.message, method, path)

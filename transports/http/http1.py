@@ -218,7 +218,9 @@ class Http1Requests:
                 content_length += 1
                 length = int(value)  # llhttp accepted it: digits only, one of them
             elif name == b"transfer-encoding":
-                chunked = True  # llhttp refuses every other coding for requests
+                chunked = True
+                if value.lower() != b"chunked":  # llhttp refuses it too, but only once this head is out
+                    self._refuse(400, "Malformed HTTP request: Request has invalid `Transfer-Encoding`", method, path)
             elif name == b"connection":
                 tokens = {token.strip().lower() for token in value.split(b",")}
                 close = close or b"close" in tokens

@@ -3,10 +3,10 @@
 client's certificate taken at the handshake (for the certificate policy). HTTP/2 is hypercorn's
 (`--http-server hypercorn`): ALPN offers only http/1.1 here.
 
-Connection limit (`http_max_connections`): at the limit the longest-idle keep-alive connection is closed
-to make room (its client reconnects when it needs to); when every connection is busy, accepting pauses
-and new clients wait in the kernel's listen queue until one closes. Each connection's deadlines bound how
-long that can be.
+Connection limit (`http_max_connections`): a client that connects while that many connections are open
+makes the longest-idle one close (its client reconnects when it needs to); when every connection is busy,
+the newcomer waits, unread, and accepting pauses (later ones wait in the kernel's listen queue) until one
+closes. Each connection's deadlines bound how long that can be.
 
 Shutdown (`shutdown_trigger` returns): stop accepting (the listening socket closes), close idle
 connections at once, let busy ones finish their in-flight response (it says `connection: close`), and
@@ -111,7 +111,6 @@ class NativeServer:
         if self.ssl_context is not None:
             listener = trio.SSLListener(plain, self.ssl_context, https_compatible=True)
         while True:
-            await self._room()
             try:
                 stream = await listener.accept()
             except OSError as error:
@@ -120,12 +119,13 @@ class NativeServer:
                 log.warning("HTTP: cannot accept a connection (%s); pausing 100 ms", error.strerror)
                 await trio.sleep(0.1)
                 continue
+            await self._room()  # the new connection waits here, unread, while the others are all busy
             connection = Connection(self.state, stream)
             self.connections.add(connection)
             nursery.start_soon(self._run, connection)
 
     async def _room(self) -> None:
-        """Wait until a connection may be accepted (module doc: the connection limit)."""
+        """Wait until one more connection may be served (module doc: the connection limit)."""
         limit = self.limits.max_connections
         while len(self.connections) >= limit:
             idle = [c for c in self.connections if not c.busy and not c.closing]
