@@ -22,6 +22,7 @@ from bench.workload import SCENARIOS, Sizes
 
 MQTT_PREFIX = "arrowhead/serviceorchestration"
 TLS_MODES = ("off", "on", "mutual")
+HTTP_SERVERS = ("native", "hypercorn")
 TARGET_NAMES = ("lockstore", "quart-echo", "mqtt-echo", "noop", "etcd")
 BENCH_EXTRA_HINT = "lockstore-bench needs the bench extra: pip install 'lockstore[bench]'"
 BENCH_EXTRA_MODULES = ("hdrh", "matplotlib")
@@ -33,6 +34,14 @@ def _tls_modes(text: str) -> list[str]:
     if wrong or not modes:
         raise argparse.ArgumentTypeError(f"TLS modes are {', '.join(TLS_MODES)} (comma list), not {text!r}")
     return modes
+
+
+def _http_servers(text: str) -> list[str]:
+    servers = [server.strip() for server in text.split(",") if server.strip()]
+    wrong = [server for server in servers if server not in HTTP_SERVERS]
+    if wrong or not servers:
+        raise argparse.ArgumentTypeError(f"HTTP servers are {', '.join(HTTP_SERVERS)} (comma list), not {text!r}")
+    return servers
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
                         help="HTTP only: off, on (HTTPS, server certificate) or mutual (HTTPS with a client "
                         "certificate; lockstore takes the identity from it); a list (off,on,mutual) runs each "
                         "as its own target (default off). Certificates come from a throw-away CA made for the run")
+    target.add_argument("--http-server", type=_http_servers, default=["native"], metavar="SERVERS",
+                        help="HTTP only: lockstore's --http-server, native (default) or hypercorn; a list "
+                        "(native,hypercorn) runs each as its own target (lockstore, lockstore/hypercorn)")
     target.add_argument("--new-connections", action="store_true",
                         help="HTTP only: a new connection (TCP and TLS handshake) for every request, no keep-alive")
     target.add_argument("--snapshot-every", type=int,
@@ -105,7 +117,8 @@ def list_scenarios() -> int:
         parts = "lockstore only" if scenario.startup else "locks (etcd too)" if scenario.locks_only else "rules"
         print(f"{scenario.name:20} {load:12} {parts:16} {scenario.description}")
     print("\ntarget options (python -m bench run --help): --transport http|mqtt, --peers (quart-echo or mqtt-echo, "
-          "noop, etcd), --tls off,on,mutual, --new-connections, --fsync always|never, --target URL")
+          "noop, etcd), --http-server native,hypercorn, --tls off,on,mutual, --new-connections, "
+          "--fsync always|never, --target URL")
     return 0
 
 

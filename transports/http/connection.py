@@ -19,6 +19,7 @@ closes. No task per request: the API handlers run inline in this task (transport
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from time import perf_counter
@@ -27,6 +28,7 @@ import msgspec
 import trio
 
 from transports.api.errors import ArrowheadError, ExceptionType
+from transports.http.byte_streams import ByteStream, PlainSocket, StreamClosed, tls_handshake
 from transports.http.exchange import ApiRequest, BodyTooLarge
 from transports.http.http1 import (
     BODY_OVER_LIMIT,
@@ -46,9 +48,6 @@ from transports.http.responses import CONTINUE, BadResponseHeader, response_byte
 
 log = logging.getLogger("lockstore.http")
 
-Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
-MAX_RECEIVE = 1 << 16
-SEND_PIECE = 1 << 14  # bytes per write: a client must take this much per send_stall_timeout
 LINGER_SECONDS = 1.0  # after answering with input left unread: how long to read and drop what still comes ...
 LINGER_BYTES = 2 << 20  # ... and how much
 
@@ -83,27 +82,23 @@ class _Close(Exception):
     """End this connection now (timed out, stopped, evicted, client gone)."""
 
 
-def raw_socket(stream: Stream) -> trio.socket.SocketType:
-    return stream.transport_stream.socket if isinstance(stream, trio.SSLStream) else stream.socket
-
-
 class Connection:
-    def __init__(self, server: ServerState, stream: Stream) -> None:
+    def __init__(self, server: ServerState, sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
         self.server = server
         self.app: NativeApp = server.app
         self.limits: ServerLimits = server.limits
-        self.stream = stream
+        self.sock = sock
+        self.tls = tls
+        self.stream: ByteStream | None = None  # once connected (after the TLS handshake)
         self.requests = Http1Requests(max_head_bytes=self.limits.max_head_bytes,
                                       max_body_bytes=self.limits.max_body_bytes)
         self.busy = False  # a whole request head was read and its response is not out yet
         self.idle_since = trio.current_time()
         self.closed = False
         self.closing = False  # stopping or evicted: close at the next idle moment (now, if idle)
-        self._wait: trio.CancelScope | None = None  # the current wait for request bytes (cancelled by stop)
         self._linger = False  # answered with request bytes left unread: drain them before closing
-        self._handshaking = isinstance(stream, trio.SSLStream)
         self._served = 0
-        self._scheme = "https" if isinstance(stream, trio.SSLStream) else "http"
+        self._scheme = "https" if tls is not None else "http"
         self._certificates: tuple[str, ...] = ()
         self._client: tuple[str, int] | None = None
         self._server_address: tuple[str, int] | None = None
@@ -112,63 +107,47 @@ class Connection:
 
     async def run(self) -> None:
         try:
-            if isinstance(self.stream, trio.SSLStream) and not await self._handshake(self.stream):
-                return
-            sock = raw_socket(self.stream)
-            self._client = _address(sock.getpeername())
-            self._server_address = _address(sock.getsockname())
+            if self.tls is not None:
+                tls = await tls_handshake(self.sock, self.tls, self.limits.handshake_timeout)
+                if tls is None or self.closed:
+                    return
+                der = tls.stream.getpeercert(binary_form=True)  # the client's certificate, once per connection
+                self._certificates = (ssl.DER_cert_to_PEM_cert(der),) if der else ()
+                self.stream = tls
+            else:
+                self.stream = PlainSocket(self.sock)
+            peer, local = self.stream.addresses()
+            self._client, self._server_address = _address(peer), _address(local)
             await self._serve()
-        except (_Close, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except (_Close, StreamClosed, OSError):
             pass
         finally:
             await self._close()
 
-    async def _handshake(self, stream: trio.SSLStream[trio.SocketStream]) -> bool:
-        """The TLS handshake; the client's certificate is taken here, once per connection."""
-        with trio.move_on_after(self.limits.handshake_timeout):
-            try:
-                await stream.do_handshake()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return False
-            self._handshaking = False
-            der = stream.getpeercert(binary_form=True)
-            self._certificates = (ssl.DER_cert_to_PEM_cert(der),) if der else ()
-            return True
-        return False
-
     def stop(self) -> None:
-        """Close now, unless a request is in flight: then right after its response (shutdown, eviction)."""
+        """Close now, unless a request is in flight: then right after its response (shutdown, eviction).
+        An idle connection's socket is closed under its waiting task: bytes it had not read yet are never
+        read, so no request is half-taken."""
         self.closing = True
-        if self._handshaking:
+        if not self.busy:
             self.abort()
-        elif not self.busy and self._wait is not None:
-            self._wait.cancel()
 
     def abort(self) -> None:
         """Close the socket now: wakes whatever this connection waits for (a stalled write included)."""
         self.closed = True
-        raw_socket(self.stream).close()
+        if self.stream is not None:
+            self.stream.abort()
+        else:
+            trio.lowlevel.notify_closing(self.sock)
+            self.sock.close()
 
     async def _close(self) -> None:
-        if self._linger and not self.closed and isinstance(self.stream, trio.SocketStream):
-            await self._drain_before_close(self.stream)
+        if self.stream is None:
+            self.abort()
+            return
+        linger = LINGER_SECONDS if self._linger and not self.closed else 0.0
         self.closed = True
-        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-            # An https_compatible SSLStream closes without waiting for the client's close_notify.
-            await self.stream.aclose()
-
-    async def _drain_before_close(self, stream: trio.SocketStream) -> None:
-        """The answer is sent but the client may still be sending (a refused request's body): closing now
-        would reset the connection, and a reset can destroy the answer before the client reads it. So: send
-        our end (FIN), then read and drop what comes, for a little while (nginx's "lingering close")."""
-        with trio.move_on_after(LINGER_SECONDS):
-            try:
-                await stream.send_eof()
-                drained = 0
-                while drained < LINGER_BYTES and (data := await stream.receive_some(MAX_RECEIVE)):
-                    drained += len(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
+        await self.stream.finish(linger, LINGER_BYTES)
 
     # ------------------------------------------------------------------------------------------ requests
 
@@ -200,11 +179,9 @@ class Connection:
             else:
                 wait = self.limits.keep_alive_timeout if self._served else self.limits.head_timeout
                 deadline = self.idle_since + wait
-            data: bytes | bytearray | None = None
-            with trio.CancelScope(deadline=deadline) as self._wait:
-                data = await self.stream.receive_some(MAX_RECEIVE)
-            self._wait = None
-            if data is None:  # the deadline, the server stopping, or an eviction
+            assert self.stream is not None
+            data = await self.stream.receive(deadline)
+            if data is None:  # the deadline
                 if self.requests.in_message and not self.closing and not self.closed:
                     await self._refuse(Refusal(408, "Request head not received in time"), perf_counter(),
                                        quick=True)
@@ -281,20 +258,16 @@ class Connection:
 
     # ------------------------------------------------------------------------------------------ I/O
 
-    async def receive(self, deadline: float) -> bytes | bytearray:
-        with trio.CancelScope(deadline=deadline):
-            return await self.stream.receive_some(MAX_RECEIVE)
-        raise ExchangeAborted(Refusal(408, "Request body not received in time"))
+    async def receive(self, deadline: float) -> bytes:
+        assert self.stream is not None
+        data = await self.stream.receive(deadline)
+        if data is None:
+            raise ExchangeAborted(Refusal(408, "Request body not received in time"))
+        return data
 
     async def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        stall = self.limits.send_stall_timeout
-        for start in range(0, len(view), SEND_PIECE):
-            with trio.move_on_after(stall) as scope:
-                await self.stream.send_all(view[start : start + SEND_PIECE])
-            if scope.cancelled_caught:
-                self.abort()  # the client stopped reading; a half-written piece leaves nothing to save
-                raise _Close
+        assert self.stream is not None
+        await self.stream.send(data, self.limits.send_stall_timeout)
 
 
 class _Body:

@@ -16,6 +16,7 @@ reading) is closed hard. The Quart app's lifespan runs around all of it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -25,33 +26,58 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from transports.http.asgi_bridge import Lifespan
-from transports.http.connection import Connection, ServerLimits, ServerState, Stream
+from transports.http.connection import Connection, ServerLimits, ServerState
 from transports.http.native_app import NativeApp
 
 log = logging.getLogger("lockstore.http")
 
 BACKLOG = 1024
+TCP_NOTSENT_LOWAT: int | None = getattr(trio.socket, "TCP_NOTSENT_LOWAT", None)  # trio knows it per platform
 _ACCEPT_PAUSE = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}  # out of descriptors or memory
+_ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR}  # that one connection failed
 
 
-async def listening_socket(host: str, port: int) -> trio.socket.SocketType:
-    """A listening TCP socket on host:port, bound the way the start-up check probes it (transports/startup.py)."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (non-blocking), bound the way the start-up check probes it
+    (transports/startup.py)."""
     bare = host.replace("[", "").replace("]", "")
-    sock = trio.socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await sock.bind((bare, port))  # numeric or resolvable: the start-up check already bound it once
+        sock.bind((bare, port))  # numeric or resolvable: the start-up check already bound it once
         sock.listen(BACKLOG)
+        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
     return sock
 
 
-def url_of(sock: trio.socket.SocketType, scheme: str) -> str:
+def url_of(sock: socket.socket, scheme: str) -> str:
     host, port = sock.getsockname()[:2]
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+async def accept(listener: socket.socket) -> socket.socket:
+    """The next connection: non-blocking, TCP_NODELAY (answers are single writes: no reason to wait)."""
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(listener)
+            continue
+        except OSError as error:
+            if error.errno in _ACCEPT_RETRY:
+                continue
+            raise
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if TCP_NOTSENT_LOWAT is not None:
+                # As trio's SocketStream: the kernel keeps at most 16 KiB not yet sent, so a client that stops
+                # reading makes a write wait (and meet its deadline) instead of parking megabytes in the kernel.
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, 1 << 14)
+        return sock
 
 
 class NativeServer:
@@ -69,7 +95,7 @@ class NativeServer:
                     shutdown_trigger: Callable[[], Awaitable[object]],
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `shutdown_trigger` returns, then stop (module doc). Reports the bound URL."""
-        sock = await listening_socket(host, port)
+        sock = listening_socket(host, port)
         url = url_of(sock, "https" if self.ssl_context else "http")
         lifespan = Lifespan(self.app.quart)
         async with trio.open_nursery() as lifespan_nursery:
@@ -81,6 +107,7 @@ class NativeServer:
                     await shutdown_trigger()
                     self.state.stopping = True
                     accept_nursery.cancel_scope.cancel()
+                trio.lowlevel.notify_closing(sock)
                 sock.close()
                 await self._stop_connections()
                 connection_nursery.cancel_scope.cancel()
@@ -105,22 +132,22 @@ class NativeServer:
         changed = self._changed
         await changed.wait()
 
-    async def _accept(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
-        plain = trio.SocketListener(sock)
-        listener: trio.abc.Listener[Stream] = plain
-        if self.ssl_context is not None:
-            listener = trio.SSLListener(plain, self.ssl_context, https_compatible=True)
+    async def _accept(self, listener: socket.socket, nursery: trio.Nursery) -> None:
         while True:
             try:
-                stream = await listener.accept()
+                sock = await accept(listener)
             except OSError as error:
                 if error.errno not in _ACCEPT_PAUSE:
                     raise
                 log.warning("HTTP: cannot accept a connection (%s); pausing 100 ms", error.strerror)
                 await trio.sleep(0.1)
                 continue
-            await self._room()  # the new connection waits here, unread, while the others are all busy
-            connection = Connection(self.state, stream)
+            try:
+                await self._room()  # the new connection waits here, unread, while the others are all busy
+            except BaseException:
+                sock.close()
+                raise
+            connection = Connection(self.state, sock, self.ssl_context)
             self.connections.add(connection)
             nursery.start_soon(self._run, connection)
 
