@@ -5,6 +5,7 @@
                                  [--new-connections] [--out DIR] ...
     python -m bench list
     python -m bench compare A.json B.json
+    python -m bench wrk [--http-server native,hypercorn] [--peers] [--batch N]   (needs wrk)
 
 Only argument parsing is imported up front: `list` and `--help` work without the `bench` extra, and
 `run`/`compare` without it say how to install it instead of failing on an import.
@@ -105,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="ratio table of two runs (B/A)")
     compare.add_argument("a", type=Path)
     compare.add_argument("b", type=Path)
+    from bench.wrk_mode import add_parser as add_wrk_parser
+
+    add_wrk_parser(commands, _http_servers)
     auth = commands.add_parser("auth-cost", help="event-loop time of the MQTT certificate check and request "
                                "signature per message, attackers' chains included (no broker; prints a table)")
     auth.add_argument("--repeat", type=int, default=200, help="runs per case (default 200)")
@@ -140,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.auth_cost import run as auth_cost
 
         return auth_cost(args.repeat)
+    if args.command == "wrk":
+        from bench.wrk_mode import run as wrk_run
+
+        return wrk_run(args)
     missing = missing_bench_extra()
     if missing is not None:
         print(f"{BENCH_EXTRA_HINT} (no module {missing!r})", file=sys.stderr)
