@@ -65,10 +65,18 @@ def wrk(url: str, script: str, tag: str, batch: int, args: argparse.Namespace, s
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s", "--timeout", "10s",
                "-s", str(SCRIPTS / script), url, "--", tag, str(batch)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    match = _RESULT.search(done.stdout)
-    if done.returncode != 0 or match is None:
+    fields = parse_result(done.stdout)
+    if done.returncode != 0 or fields is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
-    return {key: int(value) for key, value in (pair.split("=") for pair in match[1].split())}
+    return fields
+
+
+def parse_result(output: str) -> dict[str, int] | None:
+    """The fields of the WRK-RESULT line the scripts' `done` prints, or None."""
+    match = _RESULT.search(output)
+    if match is None:
+        return None
+    return {key: int(value) for key, value in (pair.split("=", 1) for pair in match[1].split())}
 
 
 def _post(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, object]:
