@@ -207,7 +207,7 @@ class Connection:
                 await self._refuse(aborted.refusal, started, head)
             return False
         close = reply.close or not head.keep_alive or self.server.stopping or body.must_close()
-        self._linger = close and not body.complete
+        self._linger = close and head.has_body and not body.complete  # the client may still be sending it
         if request_id is not None:
             reply.headers.append((b"x-request-id", request_id.encode()))
         try:

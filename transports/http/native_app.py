@@ -93,7 +93,12 @@ class NativeApp:
                 "server_cert": None, "client_cert_chain": list(request.client_certificates),
                 "client_cert_name": None, "client_cert_error": None, "tls_version": None, "cipher_suite": None,
             }
-        answer = await call(self.quart, scope, next_chunk)
+        try:
+            answer = await call(self.quart, scope, next_chunk)
+        except Exception:  # Quart answers its own errors; this is a fault in the bridge or a middleware
+            log.exception("unexpected error handling %s %s", request.method, request.path)
+            response = internal_error_response(request)
+            return Reply(response.status, response.headers(), response.body)
         requester = scope.get(REQUESTER_SCOPE_KEY)
         if isinstance(requester, str):
             request.requester = requester
