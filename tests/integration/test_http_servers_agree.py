@@ -1,23 +1,27 @@
 """Both HTTP servers give the same answer to the same request: the native server and hypercorn, each in front of
 its own fresh service, get one sequence of raw requests — every API route, their errors (401, 403, 404, 405,
 413, 415, 400s), the Quart pages, HEAD, odd paths and query strings — and their responses must match in
-status, headers and body. Only what cannot match is left out: the Date header, the reason phrase (hypercorn
-sends none), and the random parts of a rule (its UUID and timestamps).
+status, headers and body, as must the access-log records and request counts they leave. Only what cannot
+match is left out: the Date header, the reason phrase (hypercorn sends none), the time taken, and the random
+parts of a rule (its UUID and timestamps).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from actors.clock import ManualClock
 from tests.integration.conftest import LOCK, STORE, start_service
 from tests.integration.raw_http import RawResponse, parse_responses, read_to_close
+from transports.observability.logging_setup import FIELDS_ATTRIBUTE
 
 SYSOP = "Authorization: Bearer SYSTEM//Sysop\r\n"
 SYSTEM = "Authorization: Bearer SYSTEM//TemperatureManager\r\n"
@@ -140,16 +144,39 @@ async def answers(url: str) -> list[tuple[int, list[tuple[str, str]], Any]]:
     return found
 
 
-async def test_both_servers_answer_every_request_alike(tmp_path: Path, nursery: trio.Nursery) -> None:
+async def test_both_servers_answer_every_request_alike(tmp_path: Path, nursery: trio.Nursery,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Same answers, and the same access-log records and request metrics for them."""
+    caplog.set_level(logging.INFO, logger="lockstore.access")
     clock = ManualClock(start=float(int(time.time())))
-    results = {}
+    results, logged, counted = {}, {}, {}
     for server in ("native", "hypercorn"):
+        caplog.clear()
         running = await start_service(nursery, tmp_path / server, clock, http_server=server)
         results[server] = await answers(running.http_urls[0])
         running.shutdown.set()
+        with trio.fail_after(20):
+            await running.stopped.wait()  # every request finished, so logged and counted
+        logged[server] = [access_fields(record) for record in caplog.records if record.name == "lockstore.access"]
+        assert running.monitor is not None
+        counted[server] = running.monitor.metrics.request_counts()
     differences = [(SEQUENCE[n // 2].split(b"\r\n", 1)[0], native, hypercorn)
                    for n, (native, hypercorn) in enumerate(zip(results["native"], results["hypercorn"], strict=True))
                    if native != hypercorn]
     assert not differences, "\n".join(repr(difference) for difference in differences)
     statuses = {status for status, _, _ in results["native"][::2]}
     assert {200, 201, 308, 400, 401, 403, 404, 405, 413, 415} <= statuses  # the sequence reached them all
+    assert len(logged["native"]) >= len(SEQUENCE)
+    assert logged["native"] == logged["hypercorn"]
+    assert counted["native"] and counted["native"] == counted["hypercorn"]
+
+
+def access_fields(record: logging.LogRecord) -> dict[str, object]:
+    """An access-log record's fields, less what differs by nature (the time taken, an id made up by each
+    process for a request that brought none)."""
+    fields = dict(getattr(record, FIELDS_ATTRIBUTE))
+    del fields["duration_ms"]
+    if not str(fields["request_id"]).startswith("agree-"):
+        fields["request_id"] = "<made up>"
+    return fields
+
