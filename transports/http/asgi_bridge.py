@@ -84,13 +84,18 @@ class Lifespan:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the app (returns to the starter once started), and keep it until `shutdown`."""
+        failure = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._run_app)
             await self._to_app.send({"type": "lifespan.startup"})
             reply = await self._replies.receive()
-            if reply["type"] != "lifespan.startup.complete":
-                raise RuntimeError(f"the HTTP app failed to start: {reply.get('message', reply['type'])}")
-            task_status.started()
+            if reply["type"] == "lifespan.startup.complete":
+                task_status.started()
+            else:
+                failure = str(reply.get("message", reply["type"]))
+                nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise RuntimeError(f"the HTTP app failed to start: {failure}")
 
     async def shutdown(self) -> None:
         await self._to_app.send({"type": "lifespan.shutdown"})
