@@ -7,7 +7,9 @@ nothing to give or no room does the task wait (`wait_readable` / `wait_writable`
 A task that keeps finding bytes waiting (a pipelining client) still yields every `YIELD_EVERY` reads,
 so that it cannot starve the others.
 
-TLS goes through `trio.SSLStream` as it is (its record layer needs the stream API).
+TLS goes through `trio.SSLStream` (its record layer needs the stream API), over `DirectSocketStream`: the
+same direct calls behind trio's stream interface, since SSLStream already yields to the scheduler itself
+(its internal locks) on every read and write.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class PlainSocket:
 class TlsStream:
     """A TLS connection through trio.SSLStream (its handshake done by the caller)."""
 
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
+    def __init__(self, stream: trio.SSLStream[DirectSocketStream]) -> None:
         self.stream = stream
         self.closed = False
 
@@ -155,7 +157,65 @@ class TlsStream:
     def abort(self) -> None:
         if not self.closed:
             self.closed = True
-            self.stream.transport_stream.socket.close()
+            sock = self.stream.transport_stream.socket
+            if sock.fileno() != -1:
+                trio.lowlevel.notify_closing(sock)
+                sock.close()
+
+
+class DirectSocketStream(trio.abc.HalfCloseableStream):
+    """A trio stream over a non-blocking socket that calls it directly (module doc); for SSLStream."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket = sock
+        self._streak = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        sock = self.socket
+        while view:
+            try:
+                view = view[sock.send(view):]
+            except BlockingIOError:
+                await self.wait_send_all_might_not_block()
+            except (OSError, ValueError) as error:
+                if sock.fileno() == -1:
+                    raise trio.ClosedResourceError("closed") from None
+                raise trio.BrokenResourceError(str(error)) from error
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.wait_writable(self.socket)
+
+    async def send_eof(self) -> None:
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError as error:
+            raise trio.BrokenResourceError(str(error)) from error
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        sock = self.socket
+        while True:
+            try:
+                data = sock.recv(max_bytes or MAX_RECEIVE)
+            except BlockingIOError:
+                self._streak = 0
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            except (OSError, ValueError) as error:
+                if sock.fileno() == -1:
+                    raise trio.ClosedResourceError("closed") from None
+                raise trio.BrokenResourceError(str(error)) from error
+            self._streak += 1
+            if self._streak >= YIELD_EVERY:
+                self._streak = 0
+                await trio.lowlevel.checkpoint()
+            return data
+
+    async def aclose(self) -> None:
+        if self.socket.fileno() != -1:
+            trio.lowlevel.notify_closing(self.socket)
+            self.socket.close()
+        await trio.lowlevel.checkpoint()
 
 
 ByteStream = PlainSocket | TlsStream
@@ -163,14 +223,13 @@ ByteStream = PlainSocket | TlsStream
 
 async def tls_handshake(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> TlsStream | None:
     """The TLS handshake (None when it fails or takes longer than `timeout`)."""
-    stream = trio.SSLStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), context, server_side=True,
-                            https_compatible=True)
+    stream = trio.SSLStream(DirectSocketStream(sock), context, server_side=True, https_compatible=True)
     with trio.move_on_after(timeout):
         try:
             await stream.do_handshake()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return None
         return TlsStream(stream)
-    stream.transport_stream.socket.close()
+    TlsStream(stream).abort()
     return None
 
