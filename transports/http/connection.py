@@ -5,8 +5,11 @@ closes. No task per request: the API handlers run inline in this task (transport
   a request head must be whole within `head_timeout` of its first byte, a body within `body_timeout` of
   the handler asking for it (a 408 then, and the connection closes): slowloris clients cannot hold a
   connection.
-- Writes go out in pieces of `SEND_PIECE` bytes, each with a no-progress deadline: a client that stops
-  reading is dropped.
+- A response is one write (head and body joined); a wait for the client to take more of it lasts at most
+  `send_stall_timeout`: a client that stops reading is dropped (transports/http/byte_streams.py).
+- After answering with a request body possibly still on its way (a refusal, a 413), the connection
+  lingers: it sends its end and drops what still comes for up to a second, so that the close does not
+  reset the connection (a reset can destroy the answer before the client reads it).
 - `Expect: 100-continue`: the 100 is sent only when the handler reads a body that is not here yet; a
   handler that answers without reading it closes the connection (the client may never send the body).
 - Pipelined requests are answered strictly in order (they are read one after another from the queue
