@@ -5,6 +5,7 @@
                                  [--new-connections] [--out DIR] ...
     python -m bench list
     python -m bench compare A.json B.json
+    python -m bench wrk [--http-server native,hypercorn] [--peers] [--batch N]   (needs wrk)
 
 Only argument parsing is imported up front: `list` and `--help` work without the `bench` extra, and
 `run`/`compare` without it say how to install it instead of failing on an import.
@@ -22,6 +23,7 @@ from bench.workload import SCENARIOS, Sizes
 
 MQTT_PREFIX = "arrowhead/serviceorchestration"
 TLS_MODES = ("off", "on", "mutual")
+HTTP_SERVERS = ("native", "hypercorn")
 TARGET_NAMES = ("lockstore", "quart-echo", "mqtt-echo", "noop", "etcd", "lockstore-etcdN", "etcd-cluster")
 BENCH_EXTRA_HINT = "lockstore-bench needs the bench extra: pip install 'lockstore[bench]'"
 BENCH_EXTRA_MODULES = ("hdrh", "matplotlib")
@@ -33,6 +35,14 @@ def _tls_modes(text: str) -> list[str]:
     if wrong or not modes:
         raise argparse.ArgumentTypeError(f"TLS modes are {', '.join(TLS_MODES)} (comma list), not {text!r}")
     return modes
+
+
+def _http_servers(text: str) -> list[str]:
+    servers = [server.strip() for server in text.split(",") if server.strip()]
+    wrong = [server for server in servers if server not in HTTP_SERVERS]
+    if wrong or not servers:
+        raise argparse.ArgumentTypeError(f"HTTP servers are {', '.join(HTTP_SERVERS)} (comma list), not {text!r}")
+    return servers
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
                         help="HTTP only: off, on (HTTPS, server certificate) or mutual (HTTPS with a client "
                         "certificate; lockstore takes the identity from it); a list (off,on,mutual) runs each "
                         "as its own target (default off). Certificates come from a throw-away CA made for the run")
+    target.add_argument("--http-server", type=_http_servers, default=["native"], metavar="SERVERS",
+                        help="HTTP only: lockstore's --http-server, native (default) or hypercorn; a list "
+                        "(native,hypercorn) runs each as its own target (lockstore, lockstore/hypercorn)")
     target.add_argument("--new-connections", action="store_true",
                         help="HTTP only: a new connection (TCP and TLS handshake) for every request, no keep-alive")
     target.add_argument("--state", choices=("local", "etcd"), default="local",
@@ -99,6 +112,9 @@ def parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="ratio table of two runs (B/A)")
     compare.add_argument("a", type=Path)
     compare.add_argument("b", type=Path)
+    from bench.wrk_mode import add_parser as add_wrk_parser
+
+    add_wrk_parser(commands, _http_servers)
     auth = commands.add_parser("auth-cost", help="event-loop time of the MQTT certificate check and request "
                                "signature per message, attackers' chains included (no broker; prints a table)")
     auth.add_argument("--repeat", type=int, default=200, help="runs per case (default 200)")
@@ -111,7 +127,8 @@ def list_scenarios() -> int:
         parts = "lockstore only" if scenario.startup else "locks (etcd too)" if scenario.locks_only else "rules"
         print(f"{scenario.name:20} {load:12} {parts:16} {scenario.description}")
     print("\ntarget options (python -m bench run --help): --transport http|mqtt, --peers (quart-echo or mqtt-echo, "
-          "noop, etcd), --tls off,on,mutual, --new-connections, --fsync always|never, --target URL")
+          "noop, etcd), --http-server native,hypercorn, --tls off,on,mutual, --new-connections, "
+          "--fsync always|never, --target URL")
     return 0
 
 
@@ -133,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.auth_cost import run as auth_cost
 
         return auth_cost(args.repeat)
+    if args.command == "wrk":
+        from bench.wrk_mode import run as wrk_run
+
+        return wrk_run(args)
     missing = missing_bench_extra()
     if missing is not None:
         print(f"{BENCH_EXTRA_HINT} (no module {missing!r})", file=sys.stderr)

@@ -66,8 +66,9 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, Starter]]:
     """(name, starter) of every target this run measures, in order; a starter takes the data directory
     lockstore starts on (None: a fresh one)."""
     scenario = SCENARIOS[args.scenario]
-    if args.transport == "mqtt" and (args.tls != ["off"] or args.new_connections):
-        raise SystemExit("--tls and --new-connections are HTTP options (the MQTT targets reach a broker)")
+    if args.transport == "mqtt" and (args.tls != ["off"] or args.new_connections or args.http_server != ["native"]):
+        raise SystemExit("--tls, --new-connections and --http-server are HTTP options (the MQTT targets reach a "
+                         "broker)")
     if args.target:
         connection = targets.Connection(new_per_request=args.new_connections)
         return [(args.target, lambda data: targets.remote(args.target, args.transport, args.target_pid,
@@ -83,8 +84,9 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, Starter]]:
     if args.transport == "http":
         for mode in args.tls:
             connection = targets.Connection(mode, args.new_connections)
-            chosen.append(
-                ("lockstore", lambda data, c=connection: targets.lockstore_http(args.fsync, data, options, c)))
+            for server in args.http_server:
+                chosen.append(("lockstore", lambda data, c=connection, s=server: targets.lockstore_http(
+                    args.fsync, data, options, c, s)))
             if peers:
                 chosen.append(("quart-echo", lambda data, c=connection: targets.quart_echo(c)))
                 chosen.append(("noop", lambda data, c=connection: targets.noop_http(c)))

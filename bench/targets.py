@@ -114,16 +114,26 @@ def _gc_log() -> Iterator[Path]:
         yield Path(directory) / "gc.log"
 
 
+HTTP_SERVERS = ("native", "hypercorn")
+
+
+def lockstore_name(http_server: str, connection: Connection = Connection()) -> str:
+    """"lockstore" (the native server, the default), "lockstore/hypercorn"; then "+tls" or "+mtls"."""
+    return "lockstore" + ("" if http_server == "native" else f"/{http_server}") + connection.suffix()
+
+
 @contextmanager
 def lockstore_http(fsync: str, data_dir: Path | None = None, options: tuple[str, ...] = (),
-                   connection: Connection = Connection()) -> Iterator[Target]:
-    """The real `lockstore serve` on a free loopback port with a fresh (or the given) data directory."""
+                   connection: Connection = Connection(), http_server: str = "native") -> Iterator[Target]:
+    """The real `lockstore serve` on a free loopback port with a fresh (or the given) data directory, with
+    its native HTTP server or hypercorn (`--http-server`)."""
     with _data_dir(data_dir) as directory, _tls(connection.tls) as tls, _gc_log() as gc_log, processes.server(
-        processes.lockstore(directory, "--fsync", fsync, *tls.lockstore_options, *options, gc_log=gc_log)
+        processes.lockstore(directory, "--fsync", fsync, "--http-server", http_server, *tls.lockstore_options,
+                            *options, gc_log=gc_log)
     ) as server:
         endpoint = tls.endpoint(server.url, connection)
         pid = server.process.pid
-        yield Target("lockstore" + connection.suffix(), "http", endpoint, (pid,),
+        yield Target(lockstore_name(http_server, connection), "http", endpoint, (pid,),
                      metrics=replace(endpoint, new_connection=False), ready_s=server.ready_s,
                      start_log=tuple(server.tail), ready_rss_mib=processes.rss_mib(pid),
                      ready_peak_rss_mib=processes.peak_rss_mib(pid), gc_log=gc_log)

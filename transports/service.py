@@ -33,17 +33,23 @@ from transports.config.broker_url import parse_broker_url, redact_url, uses_tls
 from transports.config.settings import Settings
 from transports.etcd_mode import EtcdMode
 from transports.http.app import HttpAccess, create_app
+from transports.http.connection import ServerLimits
 from transports.http.framing import RefuseAmbiguousRequests
-from transports.http.hypercorn_server import serve as http_serve
+from transports.http.handlers import HttpApi
+from transports.http.hypercorn_server import serve as hypercorn_serve
 from transports.http.keepalive import CloseAtShutdown
+from transports.http.native_app import NativeApp
+from transports.http.server import NativeServer
 from transports.http.tls_scope import ClientCertificateScope, TlsHypercornConfig
 from transports.mqtt.dispatch import MqttAccess, MqttDispatcher
 from transports.mqtt.server import MqttServer
+from transports.observability.access import NativeRequestObserver
 from transports.observability.monitor import Monitor, wire_monitor
 from transports.security.certificates import CertificatePolicy, cloud_of_server
 from transports.security.identity import ManagementPolicy, normalize_whitelist
 from transports.security.tls import HttpsSetup, https_setup, mqtt_client_context
 from transports.service_registry import ServiceRegistration, registry_setup
+from transports.service_registry.payloads import served_http_routes
 from transports.startup import check_before_start, open_data_dir
 from wal.log import WriteAheadLog
 
@@ -84,6 +90,7 @@ def _hypercorn_config(settings: Settings, https: HttpsSetup | None = None) -> Hy
     # (transports/http/hypercorn_server.py); this bounds only clients that stopped reading.
     config.graceful_timeout = 5.0
     config.keep_alive_timeout = 30.0
+    config.include_server_header = False  # as the native server: both answer with the same headers
     return config
 
 
@@ -146,8 +153,7 @@ async def run_service(
             tls=mqtt_tls, shared_group=settings.mqtt_shared_group,
         )
     monitor = wire_monitor(settings, app, wal, lock_actor, store_actor, mqtt, etcd.state if etcd else None)
-    joining = ServiceRegistration(registry, [(r.rule, r.methods or ()) for r in app.url_map.iter_rules()]) \
-        if registry else None
+    joining = ServiceRegistration(registry, served_http_routes()) if registry else None
     http_stop = trio.Event()  # HTTP stops taking requests once set: after the ServiceRegistry revocations
     if wal is not None:
         monitor.health.replayed = True
@@ -179,15 +185,24 @@ async def run_service(
                 signal_watch = trio.CancelScope()
                 if handle_signals:
                     edge_nursery.start_soon(_wait_for_signal, running.shutdown, signal_watch)
-                served = ClientCertificateScope(app) if https else app
-                urls = await edge_nursery.start(
-                    partial(
-                        http_serve,
+                if settings.http_server == "native":
+                    # HTTP/1.1 only: a client offered h2 by ALPN would speak it to a server that does not.
+                    if https is not None:
+                        https.context.set_alpn_protocols(["http/1.1"])
+                    observer = NativeRequestObserver(monitor.observe(app))
+                    server = NativeServer(NativeApp(HttpApi(operations, access), app, observer),
+                                          ServerLimits(max_connections=settings.http_max_connections),
+                                          https.context if https is not None else None)
+                    serve = partial(server.serve, settings.host, settings.port, shutdown_trigger=http_stop.wait)
+                else:
+                    served = ClientCertificateScope(app) if https else app
+                    serve = partial(
+                        hypercorn_serve,
                         monitor.observe(RefuseAmbiguousRequests(CloseAtShutdown(served, running.shutdown.is_set))),
                         _hypercorn_config(settings, https),
                         shutdown_trigger=http_stop.wait,
                     )
-                )
+                urls = await edge_nursery.start(serve)
                 running.http_urls = list(urls)
                 monitor.health.serving = True
                 monitor.health.registry = joining  # registration: after HTTP is bound, before MQTT subscribes
@@ -199,7 +214,8 @@ async def run_service(
                     log.info("serving MQTT through %s (connecting in the background)",
                              redact_url(settings.mqtt_url or ""))
                 if go_on:
-                    log.info("serving HTTP on %s (ready in %.2f s)", ", ".join(urls), time.perf_counter() - started)
+                    log.info("serving HTTP on %s (ready in %.2f s; %s server)", ", ".join(urls),
+                             time.perf_counter() - started, settings.http_server)
                     task_status.started(running)
                 await running.shutdown.wait()
                 signal_watch.cancel()

@@ -113,12 +113,16 @@ async def mqtt_writer(requester: Requester, sent: dict[str, float], stop: trio.E
         await trio.sleep(0.004)
 
 
+HTTP_SERVERS = ["native", "hypercorn"]
+
+
 @pytest.mark.slow
-async def test_sigterm_under_mixed_load(tmp_path: Path, broker: MosquittoBroker) -> None:  # noqa: F811
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+async def test_sigterm_under_mixed_load(tmp_path: Path, broker: MosquittoBroker, http_server: str) -> None:  # noqa: F811
     data_dir = tmp_path / "data"
     process = await trio.lowlevel.open_process(
         [*LOCKSTORE, "serve", "--port", "0", "--data-dir", str(data_dir), "--log-format", "json",
-         "--mqtt-url", f"mqtt://{broker.host}:{broker.port}"],
+         "--mqtt-url", f"mqtt://{broker.host}:{broker.port}", "--http-server", http_server],
         stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     service = Service(process)
@@ -224,13 +228,14 @@ async def test_sigterm_under_mixed_load(tmp_path: Path, broker: MosquittoBroker)
     assert set(present) <= set(outcomes) | set(mqtt_sent)
 
 
-async def test_sigterm_does_not_wait_out_idle_keep_alive_connections(tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+async def test_sigterm_does_not_wait_out_idle_keep_alive_connections(tmp_path: Path, http_server: str) -> None:
     """An idle keep-alive client used to hold shutdown for the whole graceful timeout (5 s): quart-trio
     cancelled hypercorn's idle-timeout task as it started (transports/http/hypercorn_server.py). Now idle
     connections that have each served a few requests are closed at once and the process exits promptly."""
     from tests.crash.service_process import drain, start
 
-    process, url = await start(tmp_path / "data")
+    process, url = await start(tmp_path / "data", "--http-server", http_server)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(drain, process)
         host, port = url.removeprefix("http://").rsplit(":", 1)

@@ -82,12 +82,16 @@ async def present_after_restart(data_dir: Path) -> set[str]:
     return present
 
 
-async def test_sigterm_finishes_the_in_flight_http1_request_and_closes_at_once(tmp_path: Path) -> None:
+HTTP_SERVERS = ["native", "hypercorn"]
+
+
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+async def test_sigterm_finishes_the_in_flight_http1_request_and_closes_at_once(tmp_path: Path, http_server: str) -> None:
     """A request whose body is still arriving at SIGTERM is finished: 201 with `Connection: close`, then the
     connection closes; the next request the client pipelined behind it is never read, so never applied;
     and the process exits without waiting out any timeout (it used to wait 5 s: hypercorn's read loop
     waited for the pipelined request's turn forever)."""
-    process, url = await start(tmp_path / "data")
+    process, url = await start(tmp_path / "data", "--http-server", http_server)
     host, port = url.removeprefix("http://").rsplit(":", 1)
     stderr = Stderr(process)
     async with trio.open_nursery() as nursery:
@@ -121,8 +125,8 @@ async def test_sigterm_finishes_the_in_flight_http2_stream_and_refuses_new_ones(
     """HTTP/2 (h2c): a stream in flight at SIGTERM gets its whole response, END_STREAM included, before the
     server's GOAWAY; a stream opened after SIGTERM (headers and body in one packet) is reset and never
     applied. It used to be GOAWAY first, so the client never saw its (applied) request end; and the body of
-    the refused stream stopped the whole process (hypercorn's KeyError)."""
-    process, url = await start(tmp_path / "data")
+    the refused stream stopped the whole process (hypercorn's KeyError). HTTP/2 is hypercorn's only."""
+    process, url = await start(tmp_path / "data", "--http-server", "hypercorn")
     host, port = url.removeprefix("http://").rsplit(":", 1)
     stderr = Stderr(process)
     async with trio.open_nursery() as nursery:
@@ -170,18 +174,21 @@ async def keep_creating(url: str, name: str, outcomes: dict[str, str], *, http2:
 
 
 @pytest.mark.slow
-async def test_sigterm_with_busy_keep_alive_clients_answers_every_applied_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_server", HTTP_SERVERS)
+async def test_sigterm_with_busy_keep_alive_clients_answers_every_applied_request(tmp_path: Path,
+                                                                                  http_server: str) -> None:
     """HTTP/1.1 and HTTP/2 keep-alive clients creating locks in a loop when SIGTERM arrives. Every lock in the
     log after a restart was answered 201, every 201 is in the log, and the process exits at once (it used to
     wait the whole 5 s grace whenever a client's next request was already on the wire, and to lose the
     response of applied HTTP/2 requests)."""
-    process, url = await start(tmp_path / "data", "--no-access-log")
+    process, url = await start(tmp_path / "data", "--no-access-log", "--http-server", http_server)
     outcomes: dict[str, str] = {}
     async with trio.open_nursery() as nursery:
         nursery.start_soon(drain, process)
         async with trio.open_nursery() as load:
             for n in range(6):
-                load.start_soon(lambda n=n: keep_creating(url, f"C{n}", outcomes, http2=n % 2 == 1))
+                http2 = http_server == "hypercorn" and n % 2 == 1  # the native server is HTTP/1.1 only
+                load.start_soon(lambda n=n, http2=http2: keep_creating(url, f"C{n}", outcomes, http2=http2))
             while Counter(outcomes.values())["201"] < 300:  # under way on every connection
                 await trio.sleep(0.05)
             began = time.monotonic()

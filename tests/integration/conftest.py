@@ -1,6 +1,7 @@
-"""The real service in-process: hypercorn on a loopback port, the real log on disk in tmp_path, and
-a manual clock so that expiry can be tested without sleeping. Modules marked `backends("local", "etcd")`
-run their tests on the real etcd cluster too (tests/backends.py)."""
+"""The real service in-process on a loopback port — with each HTTP server in turn (`http_server`: the native
+one, the default, and hypercorn), so every HTTP test runs against both — the real log on disk in tmp_path,
+and a manual clock so that expiry can be tested without sleeping. Modules marked `backends("local", "etcd")`
+run their tests on the real etcd cluster too (tests/backends.py), with the native server."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from transports.config.settings import Settings
 from transports.service import RunningService, run_service
 
 SYSOP = {"Authorization": "Bearer SYSTEM//Sysop"}
+HTTP_SERVERS = ("native", "hypercorn")
 LOCK = "/serviceorchestration/orchestration/mgmt/lock"
 STORE = "/serviceorchestration/orchestration/mgmt/simple-store"
 
@@ -32,6 +34,7 @@ class Service:
     running: RunningService
     client: httpx.AsyncClient
     data_dir: Path
+    http_server: str
     backend: dict[str, Any] = field(default_factory=dict)  # the settings of its state backend (etcd: endpoints, prefix)
 
     async def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
@@ -55,14 +58,26 @@ async def start_service(nursery: trio.Nursery, data_dir: Path, clock: ManualCloc
     return running
 
 
+@pytest.fixture(scope="module", params=HTTP_SERVERS)
+def http_server(request: pytest.FixtureRequest) -> str:
+    """The HTTP server the service runs with (setting `http_server`); tests using it run once with each."""
+    server: str = request.param
+    return server
+
+
+# What only one server does (HTTP/2 is hypercorn's): `@hypercorn_only` on the test.
+hypercorn_only = pytest.mark.parametrize("http_server", ["hypercorn"], indirect=True)
+native_only = pytest.mark.parametrize("http_server", ["native"], indirect=True)
+
+
 @pytest.fixture
 async def service(tmp_path: Path, nursery: trio.Nursery, request: pytest.FixtureRequest,
-                  backend: str) -> AsyncIterator[Service]:
+                  backend: str, http_server: str) -> AsyncIterator[Service]:
     marker = request.node.get_closest_marker("settings")
-    overrides = marker.kwargs if marker else {}
+    overrides = {"http_server": http_server, **(marker.kwargs if marker else {})}
     clock = ManualClock(start=float(int(time.time())))
     state = backend_settings(backend, request)
     running = await start_service(nursery, tmp_path / "data", clock, **state, **overrides)
     async with httpx.AsyncClient(base_url=running.http_urls[0], timeout=10.0) as client:
-        yield Service(running.http_urls[0], clock, running, client, tmp_path / "data", state)
+        yield Service(running.http_urls[0], clock, running, client, tmp_path / "data", http_server, state)
     running.shutdown.set()

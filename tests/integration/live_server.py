@@ -23,6 +23,7 @@ class LiveServer:
     url: str
     process: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)  # everything the server logged so far
+    http_server: str = "native"
 
     @property
     def pid(self) -> int:
@@ -40,10 +41,12 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    """Start the service on a free port; stop it (SIGTERM, then SIGKILL) on exit."""
+def live_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None,
+                http_server: str = "native") -> Iterator[LiveServer]:
+    """Start the service (with `http_server`, "native" or "hypercorn") on a free port; stop it (SIGTERM, then
+    SIGKILL) on exit."""
     process = subprocess.Popen(
-        [*LOCKSTORE, "--port", "0", "--data-dir", str(data_dir), *extra],
+        [*LOCKSTORE, "--port", "0", "--data-dir", str(data_dir), "--http-server", http_server, *extra],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
@@ -72,7 +75,7 @@ def live_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) 
     if not urls:
         process.wait(5)
         raise AssertionError("service exited before serving:\n" + "\n".join(lines))
-    server = LiveServer(urls[0], process, lines)
+    server = LiveServer(urls[0], process, lines, http_server)
     try:
         yield server
     finally:

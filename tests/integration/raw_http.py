@@ -16,6 +16,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import httptools
 import trio
 
 Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
@@ -182,3 +183,69 @@ async def stalled_h2_download(host: str, port: int, ca: Path | None) -> RawH2:
         assert await client.receive(), "the server closed the connection"
     assert response.status == 200 and not response.ended
     return client
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key == name]
+        assert len(values) <= 1, f"{name} {len(values)} times: {self.headers}"
+        return values[0] if values else None
+
+
+class _ResponseReader:
+    """httptools' response parser (llhttp, as curl or a browser would read it) collecting whole responses."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.done: list[RawResponse] = []
+        self._headers: list[tuple[str, str]] = []
+        self._body = b""
+
+    def on_message_begin(self) -> None:
+        self._headers, self._body = [], b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        self.done.append(RawResponse(self.parser.get_status_code(), self._headers, self._body))
+
+
+def parse_responses(data: bytes) -> list[RawResponse]:
+    """Every whole response in `data` (interim 100s included); fails on bytes that are not HTTP responses."""
+    reader = _ResponseReader()
+    reader.parser.feed_data(data)
+    return reader.done
+
+
+async def read_responses(stream: Stream, count: int) -> list[RawResponse]:
+    """Read until `count` whole responses have come (fewer only if the server closes first)."""
+    reader = _ResponseReader()
+    while len(reader.done) < count:
+        try:
+            chunk = await stream.receive_some(65536)
+        except trio.BrokenResourceError:
+            chunk = b""
+        if not chunk:
+            break
+        reader.parser.feed_data(chunk)
+    return reader.done
+
+
+async def answered_then_closed(stream: Stream, data: bytes, *, within: float = 5.0) -> list[RawResponse]:
+    """Send `data`; every response the server sends before it closes the connection (which it must, within
+    `within` seconds)."""
+    try:
+        await stream.send_all(data)
+    except trio.BrokenResourceError:
+        pass  # closed while we were still sending: what it answered is still to be read
+    with trio.fail_after(within):
+        return parse_responses(await read_to_close(stream))

@@ -14,8 +14,8 @@ from tests.integration.live_server import LiveServer, live_server
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("docs") / "data", "--no-access-log") as server:
+def live(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("docs") / "data", "--no-access-log", http_server=http_server) as server:
         yield server
 
 

@@ -5,6 +5,7 @@ in-process, its no-progress write deadline shortened from 30 s to 1 s so that th
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import httpx
 import pytest
@@ -13,12 +14,19 @@ import trio
 from tests.integration.conftest import Service
 from tests.integration.raw_http import BUNDLE, read_to_close, stalled_h1_download
 from tests.integration.test_robustness import server_side_states
+from transports import service as composition
 from transports.http import hypercorn_server
+from transports.http.connection import ServerLimits
 
 
-async def test_a_client_that_accepts_nothing_is_disconnected(service: Service,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True)
+def short_write_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both servers' no-progress write deadline: 1 s (before the service fixture starts the server)."""
     monkeypatch.setattr(hypercorn_server, "SEND_STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(composition, "ServerLimits", partial(ServerLimits, send_stall_timeout=1.0))
+
+
+async def test_a_client_that_accepts_nothing_is_disconnected(service: Service) -> None:
     host, port = service.url.removeprefix("http://").rsplit(":", 1)
     stalled = await stalled_h1_download(host, int(port), None)
     began = time.monotonic()

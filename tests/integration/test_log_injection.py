@@ -46,12 +46,12 @@ def kv_value(line: str, key: str) -> str:
 
 @pytest.mark.parametrize("log_format", ["json", "keyvalue"])
 async def test_hostile_values_are_logged_escaped_and_capped(
-    tmp_path: Path, shared_broker: MosquittoBroker, log_format: str  # noqa: F811
+    tmp_path: Path, shared_broker: MosquittoBroker, log_format: str, http_server: str  # noqa: F811
 ) -> None:
     # Not C0/C1 controls: mosquitto drops a client that publishes to such a topic ("Malformed packet").
     reply_topic = f"test/replies/{uuid.uuid4().hex}/\u2028\u202e"
     with live_server(tmp_path / "data", "--log-format", log_format,
-                     "--mqtt-url", f"mqtt://{shared_broker.host}:{shared_broker.port}") as server:
+                     "--mqtt-url", f"mqtt://{shared_broker.host}:{shared_broker.port}", http_server=http_server) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             with trio.fail_after(10):
                 while (await client.get("/health/ready")).status_code != 200:  # MQTT subscribed too

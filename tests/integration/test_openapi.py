@@ -34,8 +34,8 @@ EXAMPLES_PER_OPERATION = 25
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("openapi") / "data", "--no-access-log") as server:
+def live(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("openapi") / "data", "--no-access-log", http_server=http_server) as server:
         yield server
 
 

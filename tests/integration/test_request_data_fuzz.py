@@ -74,12 +74,12 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterator[Served]:
     started: queue.Queue[tuple[RunningService, trio.lowlevel.TrioToken] | BaseException] = queue.Queue()
     data_dir = tmp_path_factory.mktemp("utf8-fuzz") / "data"
 
     async def main() -> None:
-        config = Settings(host="127.0.0.1", port=0, data_dir=str(data_dir), access_log=False)
+        config = Settings(host="127.0.0.1", port=0, data_dir=str(data_dir), access_log=False, http_server=http_server)
         clock = ManualClock(start=float(int(time.time())))
         async with trio.open_nursery() as nursery:
             running = await nursery.start(partial(run_service, config, clock=clock, handle_signals=False))

@@ -37,6 +37,8 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("snapshot_every_bytes", 100, "must be at least 4096"),
     ("port", 70000, "port = 70000: must be from 0 to 65535"),
     ("port", -1, "must be from 0 to 65535"),
+    ("http_max_connections", 0, "must be from 1 to 1000000"),
+    ("http_max_connections", 2_000_000, "http_max_connections = 2000000: must be from 1 to 1000000"),
     ("mqtt_keepalive", 0, "mqtt_keepalive = 0: must be from 5 to 65535"),
     ("mqtt_keepalive", 65536, "must be from 5 to 65535"),
     ("host", "", "must not be empty"),

@@ -236,6 +236,8 @@ def seconds_between(low: float, high: float) -> Check:
 RULES: dict[str, Check] = {
     "host": host_address,
     "port": between(0, 65_535),  # 0: any free port (tests)
+    "http_server": TYPE_ONLY,
+    "http_max_connections": between(1, 1_000_000),  # each costs a file descriptor (LimitNOFILE)
     "data_dir": file_path,
     "authentication_policy": TYPE_ONLY,
     "management_policy": TYPE_ONLY,

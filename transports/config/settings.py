@@ -19,6 +19,8 @@ ENV_PREFIX = "LOCKSTORE_"
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8441
+    http_server: Literal["native", "hypercorn"] = "native"
+    http_max_connections: int = 1024
     data_dir: str = "./data"
     authentication_policy: Literal["declared", "certificate"] = "declared"
     management_policy: Literal["sysop-only", "whitelist", "disabled"] = "sysop-only"
@@ -81,6 +83,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 HELP: dict[str, str] = {
     "host": "address the HTTP server binds to",
     "port": "HTTP port (the reference's lock management port is 8441)",
+    "http_server": "HTTP front end: 'native' (HTTP/1.1 on httptools, the API answered inline: the fast one) or "
+    "'hypercorn' (the stock ASGI server: HTTP/1.1 and HTTP/2)",
+    "http_max_connections": "most HTTP connections open at once (native server); at the limit the longest-idle "
+    "keep-alive connection is closed for a new one, and when all are busy new clients wait to be accepted",
     "data_dir": "directory of the write-ahead log",
     "authentication_policy": "how callers are identified; 'declared' = Authorization: Bearer SYSTEM//<Name>; "
     "'certificate' = the client certificate's CN <System>.<Cloud>.<Org>.<x>.<y> and dnQualifier sy/op (HTTPS), "

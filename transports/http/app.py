@@ -1,36 +1,43 @@
-"""The HTTP edge: a Quart (trio) app that authenticates, hands the body to an operation and encodes
-the result. It holds no state; keep per-request work small — the framework already costs ~95% of
-a request here (ARCHITECTURE.md, "HTTP under trio").
+"""The Quart (trio) app: the eight API routes as views over the shared handlers (transports/http/handlers.py)
+from the one route table (transports/http/routes.py), and the framework's own answers (404, 405, 413,
+500) as Arrowhead error bodies. The monitoring pages (/metrics, /health/*, /openapi.json, /docs) are added
+to it by transports/observability/monitor.py.
+
+hypercorn serves this app whole. The native server calls the handlers itself and hands this app only what
+is not an API route (transports/http/asgi_bridge.py), so these pages and answers are defined here once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import Any
 
-import msgspec
 from quart import Response, request
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from transports.api.errors import ArrowheadError, ExceptionType
-from transports.api.operations import ECHO_REPLY, Operations, Result
-from transports.api.requester import Requester
-from transports.http.query_params import query_list
+from transports.api.operations import Operations
+from transports.http.exchange import ApiRequest, ApiResponse, BodyTooLarge
+from transports.http.handlers import (
+    MAX_BODY_BYTES,
+    TOO_LARGE,
+    HttpAccess,
+    HttpApi,
+    error_body,
+    identify,
+    internal_error_response,
+)
+from transports.http.routes import API_ROUTES, BASE, ECHO_PATH, LOCK_PATH, STORE_PATH, Route
 from transports.http.tls_scope import client_certificate_chain
-from transports.security.certificates import CertificatePolicy, authenticate_https
-from transports.security.identity import ManagementPolicy, authenticate_http, authorize_management
+
+__all__ = ["BASE", "ECHO_PATH", "LOCK_PATH", "MAX_BODY_BYTES", "STORE_PATH", "HttpAccess", "create_app"]
 
 log = logging.getLogger("lockstore.http")
 
-BASE = "/serviceorchestration"
-LOCK_PATH = f"{BASE}/orchestration/mgmt/lock"
-STORE_PATH = f"{BASE}/orchestration/mgmt/simple-store"
-ECHO_PATH = f"{BASE}/monitor/echo"
-MAX_BODY_BYTES = 1 << 20  # DECISIONS.md: bodies over 1 MiB → 413
+REQUESTER_SCOPE_KEY = "lockstore.requester"  # where the access log finds the requester's name
 
-_encode = msgspec.json.Encoder().encode
 _FRAMEWORK_ERRORS = {
     404: ExceptionType.DATA_NOT_FOUND,
     405: ExceptionType.INVALID_PARAMETER,
@@ -39,115 +46,58 @@ _FRAMEWORK_ERRORS = {
 }
 
 
-@dataclass(frozen=True)
-class HttpAccess:
-    policy: ManagementPolicy
-    whitelist: frozenset[str]
-    certificate: CertificatePolicy | None = None  # None: the declared policy (Authorization header)
+def quart_response(response: ApiResponse) -> Response:
+    """The Quart response carrying exactly the handler's headers (Quart adds no Content-Type of its own)."""
+    quart = Response(response.body, status=response.status)
+    del quart.headers["Content-Type"]
+    for name, value in response.headers():
+        quart.headers[name.decode("latin-1")] = value.decode("latin-1")
+    return quart
 
 
-def _json(status: int, body: bytes) -> Response:
-    return Response(body, status=status, content_type="application/json")
+async def _read_body() -> bytes:
+    try:
+        data = await request.get_data(cache=False, as_text=False)
+    except RequestEntityTooLarge:
+        raise BodyTooLarge from None
+    assert isinstance(data, bytes)
+    return data
 
 
-def error_response(error: ArrowheadError, status: int | None = None) -> Response:
-    """An Arrowhead error body; `status` overrides the type's status for framework errors (405/413/415)."""
-    if error.origin is None:
-        error.origin = f"{request.method} {request.path}"
-    body = error.body()
-    if status is not None:
-        body.errorCode = status
-    return _json(status or error.status, _encode(body))
+def api_request(path_params: dict[str, str]) -> ApiRequest:
+    """The handlers' view of the current Quart request."""
+    scope = request.scope
+    server = scope.get("server")
+    return ApiRequest(
+        request.method, request.path, request.query_string, list(scope["headers"]), scope["scheme"],
+        (server[0], server[1]) if server and server[1] is not None else None,
+        tuple(client_certificate_chain(scope)), _read_body, path_params,
+    )
 
 
-def _result_response(result: Result) -> Response:
-    if result.payload is None:
-        return Response(b"", status=result.status)
-    return _json(result.status, _encode(result.payload))
+def _view(api: HttpApi, route: Route) -> Callable[..., Awaitable[Response]]:
+    async def view(**path_params: Any) -> Response:
+        exchange = api_request(path_params)
+        response = await route.handler(api, exchange)
+        if exchange.requester is not None:
+            request.scope[REQUESTER_SCOPE_KEY] = exchange.requester  # type: ignore[literal-required]
+        return quart_response(response)
+
+    view.__name__ = route.operation
+    return view
 
 
 def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
     app = QuartTrio("lockstore")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    api = HttpApi(operations, access)
+    for route in API_ROUTES:
+        app.add_url_rule(route.rule, route.operation, _view(api, route), methods=[route.method])
 
-    def identify() -> Requester:
-        if access.certificate is None:
-            return authenticate_http(request.headers.get("Authorization"))
-        chain = tuple(client_certificate_chain(request.scope))
-        return authenticate_https(chain, request.base_url, access.certificate)
-
-    def authenticate(management: bool = True) -> Requester:
-        requester = identify()
-        request.scope["lockstore.requester"] = requester.name  # type: ignore[typeddict-unknown-key]  # access log
-        if management:
-            try:
-                authorize_management(requester, access.policy, access.whitelist)
-            except ArrowheadError as error:
-                error.origin = request.base_url  # the reference's 403 origin: the URL without query
-                raise
-        return requester
-
-    async def body(required_json: bool = True) -> bytes:
-        data = await request.get_data(cache=False, as_text=False)
-        assert isinstance(data, bytes)
-        if data and required_json and request.mimetype != "application/json":
-            raise _Framework(415, f"Content type '{request.content_type}' is not supported")
-        return data
-
-    async def run(operation: Callable[[Requester], Awaitable[Result]]) -> Response:
-        try:
-            requester = authenticate()
-            return _result_response(await operation(requester))
-        except ArrowheadError as error:
-            return error_response(error)
-        except _Framework as error:
-            return error_response(ArrowheadError(error.message), error.status)
-
-    @app.post(f"{LOCK_PATH}/create")
-    async def lock_create() -> Response:
-        return await run(lambda who: _with_body(body, lambda data: operations.lock_create(who, data)))
-
-    @app.post(f"{LOCK_PATH}/query")
-    async def lock_query() -> Response:
-        return await run(lambda who: _with_body(body, lambda data: operations.lock_query(who, data)))
-
-    @app.delete(f"{LOCK_PATH}/remove/<owner>")
-    async def lock_remove(owner: str) -> Response:
-        async def operation(who: Requester) -> Result:
-            ids = _required_list("instanceIds")
-            return await operations.lock_remove(who, owner, ids)
-
-        return await run(operation)
-
-    @app.post(f"{STORE_PATH}/query")
-    async def store_query() -> Response:
-        return await run(lambda who: _with_body(body, lambda data: operations.store_query(who, data)))
-
-    @app.post(f"{STORE_PATH}/create")
-    async def store_create() -> Response:
-        return await run(lambda who: _with_body(body, lambda data: operations.store_create(who, data)))
-
-    @app.put(f"{STORE_PATH}/modify-priorities")
-    async def store_modify_priorities() -> Response:
-        return await run(
-            lambda who: _with_body(body, lambda data: operations.store_modify_priorities(who, data))
-        )
-
-    @app.delete(f"{STORE_PATH}/remove")
-    async def store_remove() -> Response:
-        async def operation(who: Requester) -> Result:
-            return await operations.store_remove(who, _required_list("uuids"))
-
-        return await run(operation)
-
-    @app.get(ECHO_PATH)
-    async def echo() -> Response:
-        try:
-            authenticate(management=False)
-        except ArrowheadError as error:
-            return error_response(error)
-        return Response(ECHO_REPLY, status=200, content_type="text/plain")
+    def error_response(error: ArrowheadError, status: int | None = None) -> Response:
+        body = error_body(error, request.method, request.path, status)
+        return quart_response(ApiResponse(status or error.status, body, b"application/json"))
 
     @app.errorhandler(HTTPException)
     async def framework_error(exception: HTTPException) -> Response:
@@ -155,7 +105,7 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
         # credentials is a 401, not a 404.
         if request.path != "/":
             try:
-                identify()
+                identify(api, api_request({}))
             except ArrowheadError as error:
                 return error_response(error)
         status = exception.code or 500
@@ -163,7 +113,7 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
         message = {
             404: f"No endpoint {request.method} {request.path}",
             405: f"Request method '{request.method}' is not supported",
-            413: f"Request body is too large (the maximum is {MAX_BODY_BYTES} bytes)",
+            413: TOO_LARGE,
         }.get(status, exception.description or exception.name)
         response = error_response(ArrowheadError(message, kind), status)
         if status == 413:
@@ -178,29 +128,6 @@ def create_app(operations: Operations, access: HttpAccess) -> QuartTrio:
     @app.errorhandler(Exception)
     async def unexpected_error(exception: Exception) -> Response:
         log.exception("unexpected error handling %s %s", request.method, request.path)
-        return error_response(ArrowheadError("Internal server error", ExceptionType.INTERNAL_SERVER_ERROR))
+        return quart_response(internal_error_response(api_request({})))
 
     return app
-
-
-class _Framework(Exception):
-    """A protocol-level refusal (415 …) that still answers with an Arrowhead body."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-async def _with_body(
-    body: Callable[[], Awaitable[bytes]], operation: Callable[[bytes | None], Awaitable[Result]]
-) -> Result:
-    data = await body()
-    return await operation(data or None)
-
-
-def _required_list(name: str) -> list[str]:
-    values = request.args.getlist(name)
-    if not values:
-        raise ArrowheadError(f"Required parameter '{name}' is not present.")
-    return query_list(values)

@@ -138,6 +138,22 @@ class RequestObserver:
             _emit("%s %s %d %.2f ms", (method, path, status, seconds * 1000), fields)
 
 
+class NativeRequestObserver:
+    """The native HTTP server's hook (transports/http/native_app.py `ExchangeHook`): the same request ids,
+    metrics and access-log line as `RequestObserver` gives hypercorn's requests, without an ASGI layer."""
+
+    def __init__(self, observer: RequestObserver) -> None:
+        self.observer = observer
+
+    def request_id(self, headers: Any) -> str:
+        return _incoming_id(headers) or self.observer.ids.next()
+
+    def done(self, method: str, path: str, status: int, seconds: float, requester: str | None,
+             client: str | None, request_id: str) -> None:
+        scope = {"method": method, "path": path, REQUESTER_KEY: requester, "client": (client, 0) if client else None}
+        self.observer._done(scope, request_id, status, seconds)
+
+
 # ------------------------------------------------------------------------------------------- MQTT
 
 _STATUS_PREFIX = b'{"status":'

@@ -5,8 +5,9 @@ registration body per served service, the lookup body, and the revoke path (ah5-
 DynamicServiceOrchestrationSystemInfo.java` and `serviceorchestration-simple/.../
 SimpleStoreServiceOrchestrationSystemInfo.java`).
 
-The HTTP operations are read off the HTTP app's own routes and the MQTT operations off the MQTT router's
-table, so what is published is what is served: a route added, moved or removed changes the registration.
+The HTTP operations are read off the one route table both HTTP servers serve (transports/http/routes.py)
+and the MQTT operations off the MQTT router's table, so what is published is what is served: a route
+added, moved or removed changes the registration.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from transports.http.app import LOCK_PATH, STORE_PATH
+from transports.http.routes import LOCK_PATH, STORE_PATH, published_routes
 from transports.mqtt.dispatch import LOCK_BASE, OPERATIONS, STORE_BASE
 
 SERVICE_REGISTRY = "ServiceRegistry"  # C:`Constants.SYS_NAME_SERVICE_REGISTRY`
@@ -80,6 +81,11 @@ def x509_public_key(key: PublicKeyTypes) -> str:
     """C:`SystemInfo.getPublicKey`: Base64 of the public key's X.509 (SubjectPublicKeyInfo) DER encoding."""
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode("ascii")
+
+
+def served_http_routes() -> list[tuple[str, frozenset[str]]]:
+    """(rule, methods) of the HTTP API routes, from the table both HTTP servers dispatch on."""
+    return published_routes()
 
 
 def http_operations(routes: Iterable[tuple[str, Iterable[str]]], base_path: str) -> dict[str, dict[str, str]]:
